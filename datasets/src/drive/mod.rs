@@ -1,0 +1,14 @@
+//! Drive logs: one drive = one MCAP file, profile `ros2`, zstd chunks,
+//! indexed, with statistics (DESIGN.md section 2).
+
+mod reader;
+mod recover;
+mod scan;
+mod writer;
+
+pub use reader::{DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
+pub use recover::{RecoveryReport, recover};
+pub use writer::{DriveWriter, DriveWriterOptions};
+
+/// First bytes of every MCAP file.
+pub const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";

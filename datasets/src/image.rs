@@ -1,0 +1,85 @@
+//! Camera images from drive messages: JPEG or PNG `CompressedImage`, or raw
+//! `Image` in rgb8 / bgr8 / mono8, always returned as RGB.
+
+use image::{ImageFormat, RgbImage};
+
+use crate::error::{DatasetError, Result};
+use crate::msg::{CompressedImage, Image};
+
+/// Decodes a compressed image (`format` naming jpeg or png, or sniffed from
+/// the bytes when it names neither). `source` names the topic for errors.
+pub fn decode_compressed(msg: &CompressedImage, source: &str) -> Result<RgbImage> {
+    let format = msg.format.to_ascii_lowercase();
+    let decoded = if format.contains("png") {
+        image::load_from_memory_with_format(&msg.data, ImageFormat::Png)
+    } else if format.contains("jpeg") || format.contains("jpg") {
+        image::load_from_memory_with_format(&msg.data, ImageFormat::Jpeg)
+    } else {
+        image::load_from_memory(&msg.data)
+    };
+    decoded.map(|img| img.to_rgb8()).map_err(|e| {
+        DatasetError::invalid(source, "CompressedImage.data", format!("cannot decode as `{}`: {e}", msg.format))
+    })
+}
+
+/// Converts a raw image to RGB. `source` names the topic for errors.
+pub fn decode_raw(msg: &Image, source: &str) -> Result<RgbImage> {
+    let bad = |field: &str, problem: String| DatasetError::invalid(source, format!("Image.{field}"), problem);
+    let (w, h) = (msg.width as usize, msg.height as usize);
+    let channels = match msg.encoding.as_str() {
+        "rgb8" | "bgr8" => 3,
+        "mono8" => 1,
+        other => return Err(bad("encoding", format!("`{other}` is not a camera image; use rgb8, bgr8 or mono8"))),
+    };
+    let step = msg.step as usize;
+    if step < w * channels || msg.data.len() < step * h {
+        return Err(bad("data", format!("{} bytes for {w}x{h} with step {step}", msg.data.len())));
+    }
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in msg.data.chunks_exact(step).take(h) {
+        for px in row[..w * channels].chunks_exact(channels) {
+            match (msg.encoding.as_str(), px) {
+                ("bgr8", [b, g, r]) => rgb.extend_from_slice(&[*r, *g, *b]),
+                (_, [v]) => rgb.extend_from_slice(&[*v, *v, *v]),
+                (_, p) => rgb.extend_from_slice(p),
+            }
+        }
+    }
+    RgbImage::from_raw(msg.width, msg.height, rgb).ok_or_else(|| bad("data", "size mismatch".into()))
+}
+
+/// Encodes RGB pixels as a JPEG `CompressedImage` payload.
+pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(image)
+        .map_err(|e| DatasetError::invalid("<memory>", "image", format!("JPEG encoding failed: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::Header;
+
+    #[test]
+    fn raw_bgr_and_jpeg_decode_to_rgb() {
+        let raw = Image {
+            header: Header::default(),
+            height: 1,
+            width: 2,
+            encoding: "bgr8".into(),
+            is_bigendian: 0,
+            step: 6,
+            data: vec![1, 2, 3, 4, 5, 6],
+        };
+        assert_eq!(decode_raw(&raw, "t").unwrap().into_raw(), vec![3, 2, 1, 6, 5, 4]);
+        let img = RgbImage::from_fn(16, 8, |x, _| image::Rgb([(x * 16) as u8, 128, 0]));
+        let jpeg = CompressedImage { format: "jpeg".into(), data: encode_jpeg(&img, 95).unwrap(), ..Default::default() };
+        let back = decode_compressed(&jpeg, "t").unwrap();
+        assert_eq!(back.dimensions(), (16, 8));
+        assert!((i32::from(back.get_pixel(8, 4)[0]) - 128).abs() < 12);
+        let broken = CompressedImage { format: "jpeg".into(), data: vec![0xff, 0xd8, 0], ..Default::default() };
+        assert!(decode_compressed(&broken, "cam").unwrap_err().to_string().contains("cam"));
+    }
+}
