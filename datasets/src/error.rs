@@ -19,7 +19,7 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     /// The file is not an MCAP file at all.
-    #[error("{path}: not an MCAP drive log ({detail})")]
+    #[error("{path}: not an MCAP drive log (at byte offset 0: {detail})")]
     NotMcap {
         /// File concerned.
         path: PathBuf,
@@ -38,12 +38,15 @@ pub enum DatasetError {
     },
     /// The file has no summary section, so it cannot be read by index.
     #[error(
-        "{path}: no summary section (the recording was cut off before it finished); \
-         run `nines recover {path} fixed.mcap` to keep every complete message"
+        "{path}: no summary section before the end at byte offset {file_len} (the recording \
+         was cut off, or its end is damaged); run `nines recover {path} fixed.mcap` to keep \
+         every complete message"
     )]
     Unfinished {
         /// File concerned.
         path: PathBuf,
+        /// File size, where the summary was expected to end.
+        file_len: u64,
     },
     /// Writing through the MCAP library failed.
     #[error("{path}: writing MCAP: {source}")]

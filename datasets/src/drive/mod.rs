@@ -6,9 +6,9 @@ mod recover;
 mod scan;
 mod writer;
 
-pub use reader::{DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
+pub use reader::{ChunkExtent, DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
 pub use recover::{RecoveryReport, recover};
-pub use writer::{DriveWriter, DriveWriterOptions};
+pub use writer::{ChannelSpec, DriveWriter, DriveWriterOptions};
 
 /// First bytes of every MCAP file.
 pub const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";

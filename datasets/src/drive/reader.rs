@@ -1,6 +1,11 @@
 //! [`DriveReader`]: indexed, time-ordered reading of a drive log with topic
 //! and time filters and typed decoding.
 //!
+//! Chunk CRCs are not checked on this path (the MCAP crate's indexed reader
+//! does not, and checking would mean decompressing twice); a damaged payload
+//! surfaces as a decode error naming file and chunk offset, and
+//! [`crate::drive::recover`] checks every CRC.
+//!
 //! Reads with plain `File` seeks (one chunk at a time, through the MCAP
 //! crate's sans-io indexed reader) rather than memory-mapping: mapping needs
 //! `unsafe` and gives no speed-up for chunk-sized sequential reads.
@@ -58,6 +63,20 @@ impl ReadFilter {
     pub fn topics<S: Into<String>>(topics: impl IntoIterator<Item = S>) -> Self {
         Self { topics: Some(topics.into_iter().map(Into::into).collect()), ..Self::default() }
     }
+}
+
+/// One chunk of a drive: bytes `offset..offset + length`, messages logged
+/// from `start_nanos` to `end_nanos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkExtent {
+    /// Byte offset of the chunk record.
+    pub offset: u64,
+    /// Length of the chunk record, bytes.
+    pub length: u64,
+    /// First log time in the chunk, ns.
+    pub start_nanos: u64,
+    /// Last log time in the chunk, ns.
+    pub end_nanos: u64,
 }
 
 /// An open drive log.
@@ -130,6 +149,24 @@ impl DriveReader {
             .as_ref()
             .filter(|s| s.message_count > 0)
             .map(|s| (s.message_start_time, s.message_end_time))
+    }
+
+    /// Where each chunk lies in the file and the log times it spans, in file order.
+    #[must_use]
+    pub fn chunk_extents(&self) -> Vec<ChunkExtent> {
+        let mut chunks: Vec<ChunkExtent> = self
+            .summary
+            .chunk_indexes
+            .iter()
+            .map(|c| ChunkExtent {
+                offset: c.chunk_start_offset,
+                length: c.chunk_length,
+                start_nanos: c.message_start_time,
+                end_nanos: c.message_end_time,
+            })
+            .collect();
+        chunks.sort_by_key(|c| c.offset);
+        chunks
     }
 
     /// Names of the metadata records in the file.
@@ -259,12 +296,12 @@ fn read_summary(path: &Path, file: &mut File, file_len: u64) -> Result<Summary> 
                 reader.notify_seeked(at);
             }
             Err(mcap::McapError::BadMagic | mcap::McapError::UnexpectedEof) => {
-                return Err(DatasetError::Unfinished { path: path.into() });
+                return Err(DatasetError::Unfinished { path: path.into(), file_len });
             }
             Err(e) => return Err(corrupt(format!("summary section: {e}"))),
         }
     }
-    let summary = reader.finish().ok_or_else(|| DatasetError::Unfinished { path: path.into() })?;
+    let summary = reader.finish().ok_or_else(|| DatasetError::Unfinished { path: path.into(), file_len })?;
     let messages = summary.stats.as_ref().map_or(0, |s| s.message_count);
     if messages > 0 && summary.chunk_indexes.is_empty() {
         return Err(corrupt(
@@ -277,6 +314,10 @@ fn read_summary(path: &Path, file: &mut File, file_len: u64) -> Result<Summary> 
 /// One message, borrowed from the reader until the next call.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
+    /// File the message came from.
+    pub source: &'a Path,
+    /// Byte offset of the chunk holding the message.
+    pub chunk_offset: u64,
     /// Topic.
     pub topic: &'a str,
     /// Schema name.
@@ -306,7 +347,14 @@ impl MessageView<'_> {
     /// without checking the type name.
     pub fn decode_prefix<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         cdr::decode(self.data).map_err(|e| DatasetError::Cdr {
-            context: format!("{} at log time {} ns ({})", self.topic, self.log_time_nanos, self.type_name),
+            context: format!(
+                "{}: {} at log time {} ns ({}) in the chunk at byte offset {}",
+                self.source.display(),
+                self.topic,
+                self.log_time_nanos,
+                self.type_name,
+                self.chunk_offset
+            ),
             detail: e.to_string(),
         })
     }
@@ -375,6 +423,8 @@ impl MessageIter<'_> {
             return Some(Err(self.corrupt(format!("message on unknown channel {}", header.channel_id))));
         };
         Some(Ok(MessageView {
+            source: &self.reader.path,
+            chunk_offset: self.last_chunk_offset,
             topic,
             type_name,
             log_time_nanos: header.log_time,

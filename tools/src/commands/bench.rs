@@ -1,0 +1,192 @@
+//! `nines bench`: measurements that go in docs/PERFORMANCE.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use nines_datasets::drive::{DriveReader, DriveWriter, ReadFilter};
+use nines_datasets::geometry::{Iso3, transform_stamped};
+use nines_datasets::msg::{
+    AckermannDrive, AckermannDriveStamped, CompressedImage, Header, Odometry, PointCloud2, RosMessage, TfMessage,
+};
+use nines_datasets::pointcloud::{LidarPoint, to_point_cloud2};
+use nines_datasets::topics::{self, frames};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchArgs {
+    /// Drive read throughput, next to the Python `mcap` reader on the same file.
+    Read {
+        /// Drive to read [default: generate a synthetic one of --size-mb].
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Size of the generated drive, MB.
+        #[arg(long, default_value_t = 512)]
+        size_mb: u64,
+        /// Where to generate the drive.
+        #[arg(long, default_value = "target/nines-bench/read.mcap")]
+        generate_at: PathBuf,
+        /// Python with the `mcap` and `mcap-ros2-support` packages [default: .venv/bin/python].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Also time full ROS 2 decoding in Python (slow).
+        #[arg(long)]
+        python_decode: bool,
+    },
+}
+
+/// Runs a benchmark.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args {
+        BenchArgs::Read { file, size_mb, generate_at, python, python_decode } => {
+            let path = match file {
+                Some(f) => f,
+                None => {
+                    generate_drive(&generate_at, size_mb * 1_000_000)?;
+                    generate_at
+                }
+            };
+            bench_read(&path, python.as_deref(), python_decode)
+        }
+    }
+}
+
+/// Writes a synthetic drive with realistic message sizes: JPEG-sized camera
+/// payloads at 20 Hz, 32x1024 lidar sweeps at 10 Hz, tf and odometry at
+/// 50 Hz, commands at 20 Hz. Payload bytes are random (JPEG data does not
+/// compress either) and lidar ranges are noisy, so zstd sees realistic input.
+fn generate_drive(path: &Path, target_bytes: u64) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let bar = ProgressBar::new(target_bytes).with_style(
+        ProgressStyle::with_template("generating {msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(path.display().to_string());
+    let mut rng = SmallRng::seed_from_u64(9);
+    let mut writer = DriveWriter::create(path)?;
+    let start = 1_700_000_000_000_000_000u64;
+    let mut written = 0u64;
+    let mut tick = 0u64; // 100 Hz ticks
+    while written < target_bytes {
+        let t = start + tick * 10_000_000;
+        let x = tick as f64 * 0.1;
+        if tick % 2 == 0 {
+            let pose = Iso3::translation(x, 0.0, 0.0);
+            writer.write(topics::TF, t, &TfMessage { transforms: vec![transform_stamped(t, frames::MAP, frames::BASE_LINK, &pose)] })?;
+            let mut odom = Odometry { header: Header::new(t, frames::MAP), child_frame_id: frames::BASE_LINK.into(), ..Odometry::default() };
+            odom.twist.twist.linear.x = 10.0;
+            writer.write(topics::ODOMETRY, t, &odom)?;
+        }
+        if tick % 5 == 0 {
+            let mut data = vec![0u8; rng.random_range(120_000..180_000)];
+            rng.fill(&mut data[..]);
+            written += data.len() as u64;
+            writer.write(topics::CAMERA_COMPRESSED, t, &CompressedImage { header: Header::new(t, frames::CAMERA_FRONT), format: "jpeg".into(), data })?;
+            let cmd = AckermannDriveStamped { header: Header::new(t, frames::BASE_LINK), drive: AckermannDrive { speed: 10.0, ..Default::default() } };
+            writer.write(topics::COMMAND, t, &cmd)?;
+        }
+        if tick % 10 == 0 {
+            let points: Vec<LidarPoint> = (0..32u16 * 1024)
+                .map(|i| {
+                    let (ring, step) = (i / 1024, f32::from(i % 1024));
+                    let azimuth = step / 1024.0 * std::f32::consts::TAU;
+                    let range = 20.0 + rng.random_range(-0.05f32..0.05);
+                    let elevation = (-25.0 + f32::from(ring) * 40.0 / 31.0).to_radians();
+                    LidarPoint {
+                        x: range * elevation.cos() * azimuth.cos(),
+                        y: range * elevation.cos() * azimuth.sin(),
+                        z: range * elevation.sin(),
+                        intensity: rng.random_range(0.0..1.0),
+                        ring,
+                        time: step / 1024.0 * 0.1,
+                    }
+                })
+                .collect();
+            let cloud = to_point_cloud2(Header::new(t, frames::LIDAR_TOP), &points);
+            written += cloud.data.len() as u64;
+            writer.write(topics::LIDAR, t, &cloud)?;
+        }
+        bar.set_position(written.min(target_bytes));
+        tick += 1;
+    }
+    writer.finish()?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn decode_by_type(view: &nines_datasets::drive::MessageView<'_>) -> anyhow::Result<usize> {
+    use nines_datasets::msg;
+    fn len<M: RosMessage>(view: &nines_datasets::drive::MessageView<'_>) -> anyhow::Result<usize> {
+        view.decode::<M>()?;
+        Ok(1)
+    }
+    match view.type_name {
+        msg::CompressedImage::TYPE_NAME => len::<CompressedImage>(view),
+        msg::PointCloud2::TYPE_NAME => len::<PointCloud2>(view),
+        msg::TfMessage::TYPE_NAME => len::<TfMessage>(view),
+        msg::Odometry::TYPE_NAME => len::<Odometry>(view),
+        msg::AckermannDriveStamped::TYPE_NAME => len::<AckermannDriveStamped>(view),
+        _ => Ok(0),
+    }
+}
+
+fn bench_read(path: &Path, python: Option<&Path>, python_decode: bool) -> anyhow::Result<()> {
+    let reader = DriveReader::open(path)?;
+    let file_mb = reader.file_len() as f64 / 1e6;
+    println!("drive {}: {file_mb:.1} MB, {} messages", path.display(), reader.message_count());
+    // Warm the page cache so both readers see the same (cached) file.
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+
+    let started = Instant::now();
+    let (mut count, mut payload) = (0u64, 0u64);
+    let mut messages = reader.messages(&ReadFilter::all())?;
+    while let Some(view) = messages.next_message() {
+        let view = view?;
+        count += 1;
+        payload += view.data.len() as u64;
+    }
+    let raw_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut decoded = 0usize;
+    let mut messages = reader.messages(&ReadFilter::all())?;
+    while let Some(view) = messages.next_message() {
+        decoded += decode_by_type(&view?)?;
+    }
+    let decoded_secs = started.elapsed().as_secs_f64();
+    println!("nines  raw:     {count} messages, {:.1} MB payload in {raw_secs:.2} s = {:.0} MB/s of file", payload as f64 / 1e6, file_mb / raw_secs);
+    println!("nines  decoded: {decoded} messages in {decoded_secs:.2} s = {:.0} MB/s of file", file_mb / decoded_secs);
+
+    let python = python.map_or_else(|| PathBuf::from(".venv/bin/python"), Path::to_path_buf);
+    let mut cmd = Command::new(&python);
+    cmd.arg("scripts/peers/bench_read.py").arg(path);
+    if python_decode {
+        cmd.arg("--decode");
+    }
+    let output = cmd.output().with_context(|| format!("running {} (run scripts/setup.sh first)", python.display()))?;
+    if !output.status.success() {
+        bail!("python reader failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let peer: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing the python reader's output")?;
+    let py_raw = peer["raw_secs"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "python raw:     {} messages in {py_raw:.2} s = {:.0} MB/s of file",
+        peer["raw_messages"],
+        file_mb / py_raw
+    );
+    if let Some(py_decoded) = peer["decoded_secs"].as_f64() {
+        println!("python decoded: {} messages in {py_decoded:.2} s = {:.0} MB/s of file", peer["decoded_messages"], file_mb / py_decoded);
+        println!("speed-up decoded: {:.1}x", py_decoded / decoded_secs);
+    }
+    if peer["raw_messages"].as_u64() != Some(count) {
+        bail!("message counts differ: nines {count}, python {}", peer["raw_messages"]);
+    }
+    println!("speed-up raw: {:.1}x", py_raw / raw_secs);
+    Ok(())
+}

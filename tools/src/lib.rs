@@ -1,0 +1,46 @@
+//! nines-tools: the `nines` CLI for people at a workstation. Each subcommand
+//! lives in `commands/` and is a thin layer over the library crates; this
+//! crate may depend on every other nines crate, none may depend on it.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+pub use commands::bench::BenchArgs;
+
+/// Train with lidar, drive with cameras, count the nines.
+#[derive(Debug, Parser)]
+#[command(name = "nines", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import a public dataset into a drive log (MCAP).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
+    /// Summarise a drive: topics, types, counts, rates, gaps, calibration, sync.
+    Inspect(commands::inspect::InspectArgs),
+    /// Rewrite a drive cut mid-write (or damaged), keeping every complete message.
+    Recover(commands::recover::RecoverArgs),
+    /// Measure performance (results go in docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(BenchArgs),
+    /// Run the main job end to end on the real KITTI frame.
+    Demo(commands::demo::DemoArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import(cmd) => commands::import::run(cmd),
+        Command::Inspect(args) => commands::inspect::run(&args),
+        Command::Recover(args) => commands::recover::run(&args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Demo(args) => commands::demo::run(&args),
+    }
+}
