@@ -70,7 +70,9 @@ impl CameraModel {
             return Err(DatasetError::invalid(
                 source,
                 "camera_info.k",
-                format!("focal lengths must be positive, found fx={fx} fy={fy}; k is row-major [fx 0 cx; 0 fy cy; 0 0 1]"),
+                format!(
+                    "focal lengths must be positive, found fx={fx} fy={fy}; k is row-major [fx 0 cx; 0 fy cy; 0 0 1]"
+                ),
             ));
         }
         let d = |i: usize| info.d.get(i).copied().unwrap_or(0.0);
@@ -193,7 +195,10 @@ impl CameraModel {
     /// True if the pixel lies inside the image.
     #[must_use]
     pub fn contains(&self, pixel: &Point2<f64>) -> bool {
-        pixel.x >= 0.0 && pixel.y >= 0.0 && pixel.x < f64::from(self.width) && pixel.y < f64::from(self.height)
+        pixel.x >= 0.0
+            && pixel.y >= 0.0
+            && pixel.x < f64::from(self.width)
+            && pixel.y < f64::from(self.height)
     }
 }
 
@@ -226,7 +231,9 @@ mod tests {
 
     #[test]
     fn plumb_bob_matches_hand_computation_and_inverts() {
-        let cam = CameraModel::from_camera_info(&info("plumb_bob", vec![0.1, -0.05, 0.01, 0.002, 0.001]), "test").unwrap();
+        let cam =
+            CameraModel::from_camera_info(&info("plumb_bob", vec![0.1, -0.05, 0.01, 0.002, 0.001]), "test")
+                .unwrap();
         // r2 = 0.05, radial = 1 + 0.1 r2 - 0.05 r2^2 + 0.001 r2^3, plus tangential terms.
         let px = cam.project(&Vector3::new(1.0, 2.0, 10.0)).unwrap();
         assert_close(px, 370.513_756_25, 320.942_01);
@@ -236,7 +243,8 @@ mod tests {
 
     #[test]
     fn equidistant_matches_hand_computation_and_inverts() {
-        let cam = CameraModel::from_camera_info(&info("equidistant", vec![0.1, 0.0, 0.0, 0.0]), "test").unwrap();
+        let cam =
+            CameraModel::from_camera_info(&info("equidistant", vec![0.1, 0.0, 0.0, 0.0]), "test").unwrap();
         // theta = atan(sqrt(0.05)), theta_d = theta (1 + 0.1 theta^2), scale = theta_d / r.
         let px = cam.project(&Vector3::new(1.0, 2.0, 10.0)).unwrap();
         assert_close(px, 369.428_864_654_630_56, 319.086_183_447_408_87);

@@ -27,8 +27,7 @@ pub enum CdrError {
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), CdrError> {
     out.clear();
     out.extend_from_slice(&CDR_LE_HEADER);
-    cdr_encoding::to_writer::<_, LittleEndian, _>(&mut *out, msg)
-        .map_err(|e| CdrError::Body(e.to_string()))
+    cdr_encoding::to_writer::<_, LittleEndian, _>(&mut *out, msg).map_err(|e| CdrError::Body(e.to_string()))
 }
 
 /// Encodes `msg` as little-endian CDR with its encapsulation header.
@@ -42,9 +41,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CdrError> {
 /// allowed, so a prefix type (such as a bare header) can be decoded from a
 /// longer message.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CdrError> {
-    let (header, body) = payload
-        .split_at_checked(4)
-        .ok_or_else(|| CdrError::Header(payload.to_vec()))?;
+    let (header, body) = payload.split_at_checked(4).ok_or_else(|| CdrError::Header(payload.to_vec()))?;
     let result = match header[..2] {
         [0x00, 0x01] => cdr_encoding::from_bytes::<T, LittleEndian>(body),
         [0x00, 0x00] => cdr_encoding::from_bytes::<T, BigEndian>(body),
@@ -72,11 +69,11 @@ mod tests {
         let bytes = encode(&s).unwrap();
         let expected: Vec<u8> = [
             &CDR_LE_HEADER[..],
-            &[7, 0, 0, 0, 0, 0, 0, 0],              // u8, padded to 8 for the f64
-            &1.0f64.to_le_bytes(),                  // b
-            &[3, 0, 0, 0, b'h', b'i', 0],           // string with NUL
-            &[0],                                   // pad to 4
-            &[2, 0, 0, 0, 9, 8],                    // byte sequence
+            &[7, 0, 0, 0, 0, 0, 0, 0],    // u8, padded to 8 for the f64
+            &1.0f64.to_le_bytes(),        // b
+            &[3, 0, 0, 0, b'h', b'i', 0], // string with NUL
+            &[0],                         // pad to 4
+            &[2, 0, 0, 0, 9, 8],          // byte sequence
         ]
         .concat();
         assert_eq!(bytes, expected);

@@ -66,8 +66,14 @@ pub enum DatasetError {
         detail: String,
     },
     /// A message type the caller asked for is not the type on the topic.
-    #[error("topic {topic} carries {found}, not {expected}")]
+    #[error(
+        "{path}: topic {topic} carries {found}, not {expected} (message in the chunk at byte offset {offset})"
+    )]
     WrongType {
+        /// File concerned.
+        path: PathBuf,
+        /// Where the message or channel was found (0 if unknown).
+        offset: u64,
         /// Topic concerned.
         topic: String,
         /// Type in the file.
@@ -98,11 +104,7 @@ impl DatasetError {
     }
 
     /// A user-data problem naming file, field and fix.
-    pub fn invalid(
-        path: impl Into<PathBuf>,
-        field: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(path: impl Into<PathBuf>, field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Invalid { path: path.into(), field: field.into(), problem: problem.into() }
     }
 }

@@ -32,10 +32,7 @@ pub fn isometry_from_transform(t: &Transform) -> Option<Iso3> {
 #[must_use]
 pub fn transform_from_isometry(iso: &Iso3) -> Transform {
     let v = iso.translation.vector;
-    Transform {
-        translation: Vector3 { x: v.x, y: v.y, z: v.z },
-        rotation: quaternion_msg(&iso.rotation),
-    }
+    Transform { translation: Vector3 { x: v.x, y: v.y, z: v.z }, rotation: quaternion_msg(&iso.rotation) }
 }
 
 /// Isometry of a ROS pose; `None` for a zero or NaN quaternion.
@@ -54,7 +51,12 @@ pub fn pose_from_isometry(iso: &Iso3) -> Pose {
 
 /// `TransformStamped` for `parent_from_child` at `stamp_nanos`.
 #[must_use]
-pub fn transform_stamped(stamp_nanos: u64, parent: &str, child: &str, parent_from_child: &Iso3) -> TransformStamped {
+pub fn transform_stamped(
+    stamp_nanos: u64,
+    parent: &str,
+    child: &str,
+    parent_from_child: &Iso3,
+) -> TransformStamped {
     TransformStamped {
         header: crate::msg::Header::new(stamp_nanos, parent),
         child_frame_id: child.to_owned(),
@@ -210,7 +212,10 @@ mod tests {
     #[test]
     fn interpolation_is_se3_and_respects_gaps() {
         let a = Iso3::identity();
-        let b = Iso3::from_parts(Translation3::new(2.0, 0.0, 0.0), UnitQuaternion::from_euler_angles(0.0, 0.0, FRAC_PI_2));
+        let b = Iso3::from_parts(
+            Translation3::new(2.0, 0.0, 0.0),
+            UnitQuaternion::from_euler_angles(0.0, 0.0, FRAC_PI_2),
+        );
         let track = PoseTrack::new(vec![(200, b), (100, a)]);
         let mid = track.interpolate(150, 1_000).unwrap();
         assert!((mid.translation.vector - V3::new(1.0, 0.0, 0.0)).norm() < 1e-12);

@@ -18,18 +18,25 @@ pub fn decode_compressed(msg: &CompressedImage, source: &str) -> Result<RgbImage
         image::load_from_memory(&msg.data)
     };
     decoded.map(|img| img.to_rgb8()).map_err(|e| {
-        DatasetError::invalid(source, "CompressedImage.data", format!("cannot decode as `{}`: {e}", msg.format))
+        DatasetError::invalid(
+            source,
+            "CompressedImage.data",
+            format!("cannot decode as `{}`: {e}", msg.format),
+        )
     })
 }
 
 /// Converts a raw image to RGB. `source` names the topic for errors.
+#[expect(clippy::many_single_char_names, reason = "w, h and r, g, b are the clearest names for pixels")]
 pub fn decode_raw(msg: &Image, source: &str) -> Result<RgbImage> {
     let bad = |field: &str, problem: String| DatasetError::invalid(source, format!("Image.{field}"), problem);
     let (w, h) = (msg.width as usize, msg.height as usize);
     let channels = match msg.encoding.as_str() {
         "rgb8" | "bgr8" => 3,
         "mono8" => 1,
-        other => return Err(bad("encoding", format!("`{other}` is not a camera image; use rgb8, bgr8 or mono8"))),
+        other => {
+            return Err(bad("encoding", format!("`{other}` is not a camera image; use rgb8, bgr8 or mono8")));
+        }
     };
     let step = msg.step as usize;
     if step < w * channels || msg.data.len() < step * h {
@@ -75,11 +82,16 @@ mod tests {
         };
         assert_eq!(decode_raw(&raw, "t").unwrap().into_raw(), vec![3, 2, 1, 6, 5, 4]);
         let img = RgbImage::from_fn(16, 8, |x, _| image::Rgb([(x * 16) as u8, 128, 0]));
-        let jpeg = CompressedImage { format: "jpeg".into(), data: encode_jpeg(&img, 95).unwrap(), ..Default::default() };
+        let jpeg = CompressedImage {
+            format: "jpeg".into(),
+            data: encode_jpeg(&img, 95).unwrap(),
+            ..Default::default()
+        };
         let back = decode_compressed(&jpeg, "t").unwrap();
         assert_eq!(back.dimensions(), (16, 8));
         assert!((i32::from(back.get_pixel(8, 4)[0]) - 128).abs() < 12);
-        let broken = CompressedImage { format: "jpeg".into(), data: vec![0xff, 0xd8, 0], ..Default::default() };
+        let broken =
+            CompressedImage { format: "jpeg".into(), data: vec![0xff, 0xd8, 0], ..Default::default() };
         assert!(decode_compressed(&broken, "cam").unwrap_err().to_string().contains("cam"));
     }
 }

@@ -91,7 +91,14 @@ impl DriveSummary {
         let topics = reader
             .topics()
             .into_iter()
-            .map(|info| summarise_topic(info.topic.clone(), info.type_name, stamps.get(&info.topic).map_or(&[][..], Vec::as_slice), start.unwrap_or(0)))
+            .map(|info| {
+                summarise_topic(
+                    info.topic.clone(),
+                    info.type_name,
+                    stamps.get(&info.topic).map_or(&[][..], Vec::as_slice),
+                    start.unwrap_or(0),
+                )
+            })
             .collect();
         let cameras = camera_infos
             .into_iter()
@@ -139,7 +146,12 @@ fn summarise_topic(topic: String, type_name: String, stamps: &[u64], start: u64)
     }
 }
 
-fn summarise_camera(topic: String, info: &CameraInfo, tree: &StaticTransforms, reader: &DriveReader) -> CameraSummary {
+fn summarise_camera(
+    topic: String,
+    info: &CameraInfo,
+    tree: &StaticTransforms,
+    reader: &DriveReader,
+) -> CameraSummary {
     let source = format!("{} {topic}", reader.path().display());
     let distortion = match CameraModel::from_camera_info(info, &source) {
         Ok(model) => match model.distortion {

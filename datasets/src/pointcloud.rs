@@ -66,7 +66,8 @@ pub fn to_point_cloud2(header: Header, points: &[LidarPoint]) -> PointCloud2 {
 /// (f32), ring (u16) and time (f32 or f64) are read when present, else 0.
 /// `source` names the topic or file for errors.
 pub fn from_point_cloud2(cloud: &PointCloud2, source: &str) -> Result<Vec<LidarPoint>> {
-    let bad = |field: &str, problem: String| DatasetError::invalid(source, format!("PointCloud2.{field}"), problem);
+    let bad =
+        |field: &str, problem: String| DatasetError::invalid(source, format!("PointCloud2.{field}"), problem);
     if cloud.is_bigendian {
         return Err(bad("is_bigendian", "big-endian clouds are not supported; publish little-endian".into()));
     }
@@ -76,7 +77,10 @@ pub fn from_point_cloud2(cloud: &PointCloud2, source: &str) -> Result<Vec<LidarP
     if cloud.data.len() < needed {
         return Err(bad(
             "data",
-            format!("{} bytes for {count} points of {step} bytes; width/height/point_step disagree with data", cloud.data.len()),
+            format!(
+                "{} bytes for {count} points of {step} bytes; width/height/point_step disagree with data",
+                cloud.data.len()
+            ),
         ));
     }
     let find = |name: &str, datatype: u8| -> Result<Option<usize>> {
@@ -87,7 +91,10 @@ pub fn from_point_cloud2(cloud: &PointCloud2, source: &str) -> Result<Vec<LidarP
             }
             Some(f) => Err(bad(
                 "fields",
-                format!("field `{name}` has datatype {} at offset {}, expected datatype {datatype} inside the {step}-byte point", f.datatype, f.offset),
+                format!(
+                    "field `{name}` has datatype {} at offset {}, expected datatype {datatype} inside the {step}-byte point",
+                    f.datatype, f.offset
+                ),
             )),
         }
     };
@@ -99,7 +106,9 @@ pub fn from_point_cloud2(cloud: &PointCloud2, source: &str) -> Result<Vec<LidarP
     let oi = find("intensity", PointField::FLOAT32)?;
     let or = find("ring", PointField::UINT16)?;
     let time = match cloud.fields.iter().find(|f| f.name == "time" || f.name == "t") {
-        Some(f) if f.datatype == PointField::FLOAT64 => find(&f.name, PointField::FLOAT64)?.map(|o| (o, true)),
+        Some(f) if f.datatype == PointField::FLOAT64 => {
+            find(&f.name, PointField::FLOAT64)?.map(|o| (o, true))
+        }
         Some(f) => find(&f.name, PointField::FLOAT32)?.map(|o| (o, false)),
         None => None,
     };

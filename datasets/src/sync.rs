@@ -71,11 +71,16 @@ impl DriveStreams {
         while let Some(view) = messages.next_message() {
             let view = view?;
             match view.topic {
-                t if t == camera_topic => streams.camera.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos()),
-                topics::LIDAR => streams.lidar.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos()),
+                t if t == camera_topic => {
+                    streams.camera.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
+                }
+                topics::LIDAR => {
+                    streams.lidar.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
+                }
                 topics::TF => {
                     for t in view.decode::<TfMessage>()?.transforms {
-                        let is_ego = t.header.frame_id == frames::MAP && t.child_frame_id == frames::BASE_LINK;
+                        let is_ego =
+                            t.header.frame_id == frames::MAP && t.child_frame_id == frames::BASE_LINK;
                         if let (true, Some(iso)) = (is_ego, isometry_from_transform(&t.transform)) {
                             streams.poses.push((t.header.stamp.as_nanos(), iso));
                         }
@@ -167,7 +172,11 @@ impl SyncReport {
     /// True if every frame matched everything and no stream had problems.
     #[must_use]
     pub fn is_clean(&self) -> bool {
-        self.frames_without_lidar + self.frames_without_pose + self.frames_without_speed + self.frames_without_command == 0
+        self.frames_without_lidar
+            + self.frames_without_pose
+            + self.frames_without_speed
+            + self.frames_without_command
+            == 0
             && self.gaps.is_empty()
             && self.out_of_order.is_empty()
     }
@@ -176,7 +185,12 @@ impl SyncReport {
 fn check_stream(stream: &'static str, stamps: &[u64], gap_factor: f64, report: &mut SyncReport) {
     for (i, pair) in stamps.windows(2).enumerate() {
         if pair[1] < pair[0] {
-            report.out_of_order.push(OutOfOrder { stream, index: i + 1, stamp_nanos: pair[1], previous_nanos: pair[0] });
+            report.out_of_order.push(OutOfOrder {
+                stream,
+                index: i + 1,
+                stamp_nanos: pair[1],
+                previous_nanos: pair[0],
+            });
         }
     }
     let mut sorted = stamps.to_vec();
@@ -265,6 +279,7 @@ pub fn synchronise(streams: &DriveStreams, options: &SyncOptions) -> (Vec<Synced
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "hand-computed values are exact")]
 mod tests {
     use super::*;
     use nalgebra::Translation3;
@@ -275,7 +290,17 @@ mod tests {
         DriveStreams {
             camera: vec![100 * MS, 150 * MS, 200 * MS, 250 * MS],
             lidar: vec![98 * MS, 199 * MS, 260 * MS],
-            poses: (0..=30).map(|i| (i * 10 * MS, Iso3::from_parts(Translation3::new(i as f64, 0.0, 0.0), Default::default()))).collect(),
+            poses: (0..=30)
+                .map(|i| {
+                    (
+                        i * 10 * MS,
+                        Iso3::from_parts(
+                            Translation3::new(i as f64, 0.0, 0.0),
+                            nalgebra::UnitQuaternion::identity(),
+                        ),
+                    )
+                })
+                .collect(),
             speeds: vec![(100 * MS, 1.0), (300 * MS, 3.0)],
             commands: vec![(90 * MS, AckermannDrive { speed: 1.0, ..Default::default() })],
         }
@@ -283,7 +308,14 @@ mod tests {
 
     #[test]
     fn matches_nearest_sweep_and_interpolates_pose_and_speed() {
-        let (frames, report) = synchronise(&streams(), &SyncOptions { lidar_tolerance_nanos: 20 * MS, command_max_age_nanos: 100 * MS, ..Default::default() });
+        let (frames, report) = synchronise(
+            &streams(),
+            &SyncOptions {
+                lidar_tolerance_nanos: 20 * MS,
+                command_max_age_nanos: 100 * MS,
+                ..Default::default()
+            },
+        );
         assert_eq!(frames[0].lidar, Some((0, 98 * MS)));
         assert_eq!(frames[1].lidar, None, "nearest sweep is 49 ms away");
         assert_eq!(frames[2].lidar, Some((1, 199 * MS)));
@@ -301,7 +333,10 @@ mod tests {
         let mut s = streams();
         s.camera = vec![0, 50 * MS, 100 * MS, 90 * MS, 150 * MS, 500 * MS];
         let (_, report) = synchronise(&s, &SyncOptions::default());
-        assert_eq!(report.out_of_order, vec![OutOfOrder { stream: "camera", index: 3, stamp_nanos: 90 * MS, previous_nanos: 100 * MS }]);
+        assert_eq!(
+            report.out_of_order,
+            vec![OutOfOrder { stream: "camera", index: 3, stamp_nanos: 90 * MS, previous_nanos: 100 * MS }]
+        );
         assert_eq!(report.gaps, vec![Gap { stream: "camera", from_nanos: 150 * MS, to_nanos: 500 * MS }]);
         assert_eq!(report.frames_without_pose, 1, "500 ms is past the pose track");
         assert!(!report.is_clean());

@@ -1,6 +1,10 @@
 //! Drive logs: round trips, filters, ordering, chunk bounds, recovery of cut
 //! files and robustness against corruption.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+#![allow(clippy::float_cmp, reason = "round trips must be bit-exact")]
+#![allow(clippy::too_many_lines, clippy::cast_lossless, reason = "test scenarios read top to bottom")]
+
 use std::path::Path;
 
 use nines_datasets::drive::{DriveReader, DriveWriter, DriveWriterOptions, ReadFilter, recover};
@@ -28,7 +32,11 @@ fn write_drive(path: &Path, options: DriveWriterOptions) -> u64 {
         if i % 10 == 0 {
             let diag = DiagnosticArray {
                 header: Header::new(t, ""),
-                status: vec![DiagnosticStatus { name: "runtime".into(), message: format!("tick {i}"), ..Default::default() }],
+                status: vec![DiagnosticStatus {
+                    name: "runtime".into(),
+                    message: format!("tick {i}"),
+                    ..Default::default()
+                }],
             };
             writer.write("/diagnostics", t, &diag).unwrap();
             n += 1;
@@ -67,7 +75,11 @@ fn round_trip_with_topic_and_time_filters() {
         assert_eq!(*t, msg.header.stamp.as_nanos());
     }
 
-    let filter = ReadFilter { topics: Some(vec!["/diagnostics".into()]), start_nanos: Some(T0 + 1000 * MS), end_nanos: Some(T0 + 2000 * MS) };
+    let filter = ReadFilter {
+        topics: Some(vec!["/diagnostics".into()]),
+        start_nanos: Some(T0 + 1000 * MS),
+        end_nanos: Some(T0 + 2000 * MS),
+    };
     let mut it = reader.messages(&filter).unwrap();
     let mut times = Vec::new();
     while let Some(view) = it.next_message() {
@@ -83,7 +95,9 @@ fn round_trip_with_topic_and_time_filters() {
 fn reads_in_log_time_order_whatever_the_write_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("unordered.mcap");
-    let mut writer = DriveWriter::create_with(&path, DriveWriterOptions { chunk_size_bytes: 256, ..Default::default() }).unwrap();
+    let mut writer =
+        DriveWriter::create_with(&path, DriveWriterOptions { chunk_size_bytes: 256, ..Default::default() })
+            .unwrap();
     // Two sensors whose messages arrive late relative to each other.
     let order = [5u64, 1, 7, 2, 9, 0, 3, 8, 4, 6];
     for &i in &order {
@@ -112,7 +126,11 @@ fn wrong_type_is_refused_with_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drive.mcap");
     write_drive(&path, small_chunks());
-    let err = DriveReader::open(&path).unwrap().read_topic::<DiagnosticArray>("/control/command").unwrap_err().to_string();
+    let err = DriveReader::open(&path)
+        .unwrap()
+        .read_topic::<DiagnosticArray>("/control/command")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/control/command") && err.contains("AckermannDriveStamped"), "{err}");
 }
 
@@ -141,11 +159,8 @@ fn cut_file_check(bytes: &[u8], cut: usize) {
     let fixed = dir.path().join("fixed.mcap");
     let report = recover(&broken, &fixed).unwrap();
     // Every message of every chunk that ended before the cut survives.
-    let last_complete_end = chunks
-        .iter()
-        .filter(|c| c.offset + c.length <= cut as u64)
-        .map(|c| c.end_nanos)
-        .max();
+    let last_complete_end =
+        chunks.iter().filter(|c| c.offset + c.length <= cut as u64).map(|c| c.end_nanos).max();
     let kept = read_commands(&fixed);
     let kept_times: Vec<u64> = kept.iter().map(|(t, _)| *t).collect();
     let expected_prefix = (0..400u64).map(|i| T0 + i * 10 * MS).take_while(|t| Some(*t) <= last_complete_end);

@@ -180,11 +180,8 @@ impl DriveReader {
         let Some(index) = self.summary.metadata_indexes.iter().find(|m| m.name == name) else {
             return Ok(None);
         };
-        let corrupt = |detail: String| DatasetError::Corrupt {
-            path: self.path.clone(),
-            offset: index.offset,
-            detail,
-        };
+        let corrupt =
+            |detail: String| DatasetError::Corrupt { path: self.path.clone(), offset: index.offset, detail };
         let length = usize::try_from(index.length)
             .ok()
             .filter(|l| (9..RECORD_LENGTH_LIMIT).contains(l))
@@ -211,13 +208,12 @@ impl DriveReader {
         if let Some(end) = filter.end_nanos {
             options = options.ending_at(end);
         }
-        let inner = IndexedReader::new_with_options(&self.summary, options).map_err(|e| {
-            DatasetError::Corrupt {
+        let inner =
+            IndexedReader::new_with_options(&self.summary, options).map_err(|e| DatasetError::Corrupt {
                 path: self.path.clone(),
                 offset: summary_offset(self.file_len),
                 detail: format!("chunk index unusable: {e}"),
-            }
-        })?;
+            })?;
         let file = File::open(&self.path).map_err(|e| DatasetError::io(&self.path, e))?;
         let channels = self
             .summary
@@ -258,7 +254,7 @@ fn check_magic(path: &Path, file: &mut File, file_len: u64) -> Result<()> {
     }
     let mut head = [0u8; 8];
     let n = file.read(&mut head).map_err(|e| DatasetError::io(path, e))?;
-    if &head[..n] != &MCAP_MAGIC[..n] || n < 8 {
+    if head[..n] != MCAP_MAGIC[..n] || n < 8 {
         let shown = String::from_utf8_lossy(&head[..n]).escape_debug().to_string();
         return Err(DatasetError::NotMcap {
             path: path.into(),
@@ -335,6 +331,8 @@ impl MessageView<'_> {
     pub fn decode<M: RosMessage>(&self) -> Result<M> {
         if self.type_name != M::TYPE_NAME {
             return Err(DatasetError::WrongType {
+                path: self.source.into(),
+                offset: self.chunk_offset,
                 topic: self.topic.to_owned(),
                 found: self.type_name.to_owned(),
                 expected: M::TYPE_NAME.to_owned(),

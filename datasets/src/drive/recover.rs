@@ -63,8 +63,7 @@ pub fn recover(input: &Path, output: &Path) -> Result<RecoveryReport> {
                 schemas.insert(header.id, (header.name, header.encoding, data.into_owned()));
             }
             Ok(Record::Channel(channel)) => {
-                let (name, encoding, data) =
-                    schemas.get(&channel.schema_id).cloned().unwrap_or_default();
+                let (name, encoding, data) = schemas.get(&channel.schema_id).cloned().unwrap_or_default();
                 channels.insert(
                     channel.id,
                     ChannelSpec {

@@ -27,11 +27,7 @@ pub struct DriveWriterOptions {
 
 impl Default for DriveWriterOptions {
     fn default() -> Self {
-        Self {
-            chunk_size_bytes: 4 * 1024 * 1024,
-            max_chunk_duration_nanos: 1_000_000_000,
-            zstd_level: 3,
-        }
+        Self { chunk_size_bytes: 4 * 1024 * 1024, max_chunk_duration_nanos: 1_000_000_000, zstd_level: 3 }
     }
 }
 
@@ -120,6 +116,8 @@ impl DriveWriter {
         if let Some((id, schema)) = self.channels.get(&spec.topic) {
             if *schema != spec.schema_name {
                 return Err(DatasetError::WrongType {
+                    path: self.path.clone(),
+                    offset: 0,
                     topic: spec.topic.clone(),
                     found: schema.clone(),
                     expected: spec.schema_name.clone(),
@@ -182,21 +180,17 @@ impl DriveWriter {
     }
 
     fn write_payload(&mut self, channel: u16, log_time: u64, publish_time: u64, data: &[u8]) -> Result<()> {
-        if let Some(start) = self.chunk_start_nanos {
-            if log_time.saturating_sub(start) >= self.options.max_chunk_duration_nanos {
-                self.inner.flush().map_err(|e| self.mcap_err(e))?;
-                self.chunk_start_nanos = None;
-            }
+        if let Some(start) = self.chunk_start_nanos
+            && log_time.saturating_sub(start) >= self.options.max_chunk_duration_nanos
+        {
+            self.inner.flush().map_err(|e| self.mcap_err(e))?;
+            self.chunk_start_nanos = None;
         }
         self.chunk_start_nanos.get_or_insert(log_time);
         let sequence = self.sequences.entry(channel).or_insert(0);
         *sequence = sequence.wrapping_add(1);
-        let header = mcap::records::MessageHeader {
-            channel_id: channel,
-            sequence: *sequence,
-            log_time,
-            publish_time,
-        };
+        let header =
+            mcap::records::MessageHeader { channel_id: channel, sequence: *sequence, log_time, publish_time };
         self.inner.write_to_known_channel(&header, data).map_err(|e| self.mcap_err(e))
     }
 

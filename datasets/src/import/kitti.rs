@@ -45,7 +45,11 @@ pub(crate) fn calib_values<'a>(
     match calib.get(key) {
         Some(v) if v.len() == len => Ok(v),
         Some(v) => Err(DatasetError::invalid(path, key, format!("has {} numbers, expected {len}", v.len()))),
-        None => Err(DatasetError::invalid(path, key, format!("missing; the file needs a `{key}:` line with {len} numbers"))),
+        None => Err(DatasetError::invalid(
+            path,
+            key,
+            format!("missing; the file needs a `{key}:` line with {len} numbers"),
+        )),
     }
 }
 
@@ -69,7 +73,12 @@ pub(crate) fn camera_from_projection(p: &[f64]) -> (Matrix3<f64>, Iso3) {
 }
 
 /// CameraInfo of a rectified image with intrinsics `k`.
-pub(crate) fn rectified_camera_info(stamp_nanos: u64, width: u32, height: u32, k: &Matrix3<f64>) -> CameraInfo {
+pub(crate) fn rectified_camera_info(
+    stamp_nanos: u64,
+    width: u32,
+    height: u32,
+    k: &Matrix3<f64>,
+) -> CameraInfo {
     let (fx, fy, cx, cy) = (k[(0, 0)], k[(1, 1)], k[(0, 2)], k[(1, 2)]);
     CameraInfo {
         header: Header::new(stamp_nanos, frames::CAMERA_FRONT),
@@ -91,7 +100,10 @@ pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<[f32; 4]>> {
         return Err(DatasetError::invalid(
             path,
             "velodyne points",
-            format!("{} bytes is not a whole number of 16-byte points (x y z reflectance as float32)", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of 16-byte points (x y z reflectance as float32)",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes
@@ -149,10 +161,16 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<KittiLabel>> {
             let cols: Vec<&str> = line.split_whitespace().collect();
             let field = |c: usize| format!("line {} column {}", i + 1, c + 1);
             if cols.len() < 15 {
-                return Err(DatasetError::invalid(path, field(cols.len()), format!("{} columns, a KITTI label has 15", cols.len())));
+                return Err(DatasetError::invalid(
+                    path,
+                    field(cols.len()),
+                    format!("{} columns, a KITTI label has 15", cols.len()),
+                ));
             }
             let num = |c: usize| -> Result<f64> {
-                cols[c].parse().map_err(|_| DatasetError::invalid(path, field(c), format!("`{}` is not a number", cols[c])))
+                cols[c].parse().map_err(|_| {
+                    DatasetError::invalid(path, field(c), format!("`{}` is not a number", cols[c]))
+                })
             };
             Ok(KittiLabel {
                 kind: cols[0].to_owned(),
@@ -169,6 +187,7 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<KittiLabel>> {
 }
 
 /// Object box of a label in base_link, given `base_from_rect0`.
+#[expect(clippy::many_single_char_names, reason = "h, w, l and x, y, z are KITTI's own names")]
 pub(crate) fn label_to_object(label: &KittiLabel, base_from_rect0: &Iso3) -> crate::msg::Object {
     let [h, w, l] = label.dimensions_hwl;
     let [x, y, z] = label.location;
@@ -177,7 +196,8 @@ pub(crate) fn label_to_object(label: &KittiLabel, base_from_rect0: &Iso3) -> cra
     let (s, c) = label.rotation_y.sin_cos();
     let heading = base_from_rect0.rotation * Vector3::new(c, 0.0, -s);
     let yaw = heading.y.atan2(heading.x);
-    let pose = Iso3::from_parts(Translation3::from(centre.coords), UnitQuaternion::from_euler_angles(0.0, 0.0, yaw));
+    let pose =
+        Iso3::from_parts(Translation3::from(centre.coords), UnitQuaternion::from_euler_angles(0.0, 0.0, yaw));
     crate::msg::Object {
         id: 0,
         label: label.kind.to_lowercase(),

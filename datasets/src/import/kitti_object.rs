@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::kitti::{
-    KITTI_CALIB_METADATA, LIDAR_HEIGHT_M, calib_values, camera_from_projection, hdl64_points, label_to_object,
-    parse_calib, parse_labels, read_text, read_velodyne, rectified_camera_info, rigid,
+    KITTI_CALIB_METADATA, LIDAR_HEIGHT_M, calib_values, camera_from_projection, hdl64_points,
+    label_to_object, parse_calib, parse_labels, read_text, read_velodyne, rectified_camera_info, rigid,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -33,27 +33,33 @@ pub fn import_kitti_object(dir: &Path, out: &Path, stamp_nanos: u64) -> Result<O
     let calib_path = dir.join("calib.txt");
     let label_path = dir.join("label_2.txt");
     let image_bytes = std::fs::read(&image_path).map_err(|e| DatasetError::io(&image_path, e))?;
-    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(&image_bytes), image::ImageFormat::Png)
-        .into_dimensions()
-        .map_err(|e| DatasetError::invalid(&image_path, "image", format!("not a readable PNG: {e}")))?;
+    let (width, height) =
+        image::ImageReader::with_format(std::io::Cursor::new(&image_bytes), image::ImageFormat::Png)
+            .into_dimensions()
+            .map_err(|e| DatasetError::invalid(&image_path, "image", format!("not a readable PNG: {e}")))?;
     let calib_text = read_text(&calib_path)?;
     let calib = parse_calib(&calib_path, &calib_text);
     let p2 = calib_values(&calib, &calib_path, "P2", 12)?;
     let r0 = calib_values(&calib, &calib_path, "R0_rect", 9)?;
     let tr = calib_values(&calib, &calib_path, "Tr_velo_to_cam", 12)?;
-    let labels = if label_path.exists() { parse_labels(&label_path, &read_text(&label_path)?)? } else { Vec::new() };
+    let labels =
+        if label_path.exists() { parse_labels(&label_path, &read_text(&label_path)?)? } else { Vec::new() };
     let raw_points = read_velodyne(&dir.join("velodyne.bin"))?;
 
     let (k, cam_from_rect0) = camera_from_projection(p2);
     let rect0_from_cam0 = rigid(r0, &[0.0; 3]);
-    let cam0_from_velo = rigid(&[tr[0], tr[1], tr[2], tr[4], tr[5], tr[6], tr[8], tr[9], tr[10]], &[tr[3], tr[7], tr[11]]);
+    let cam0_from_velo =
+        rigid(&[tr[0], tr[1], tr[2], tr[4], tr[5], tr[6], tr[8], tr[9], tr[10]], &[tr[3], tr[7], tr[11]]);
     let rect0_from_velo = rect0_from_cam0 * cam0_from_velo;
     let base_from_lidar = Iso3::translation(0.0, 0.0, LIDAR_HEIGHT_M);
     let base_from_rect0 = base_from_lidar * rect0_from_velo.inverse();
     let base_from_camera = base_from_rect0 * cam_from_rect0.inverse();
 
     let mut writer = DriveWriter::create(out)?;
-    writer.write_metadata(KITTI_CALIB_METADATA, BTreeMap::from([("calib.txt".to_owned(), calib_text.clone())]))?;
+    writer.write_metadata(
+        KITTI_CALIB_METADATA,
+        BTreeMap::from([("calib.txt".to_owned(), calib_text.clone())]),
+    )?;
     writer.write_metadata(
         "nines.import",
         BTreeMap::from([
@@ -68,20 +74,34 @@ pub fn import_kitti_object(dir: &Path, out: &Path, stamp_nanos: u64) -> Result<O
         ],
     };
     writer.write(topics::TF_STATIC, stamp_nanos, &tf_static)?;
-    let tf = TfMessage { transforms: vec![transform_stamped(stamp_nanos, frames::MAP, frames::BASE_LINK, &Iso3::identity())] };
+    let tf = TfMessage {
+        transforms: vec![transform_stamped(stamp_nanos, frames::MAP, frames::BASE_LINK, &Iso3::identity())],
+    };
     writer.write(topics::TF, stamp_nanos, &tf)?;
     writer.write(topics::CAMERA_INFO, stamp_nanos, &rectified_camera_info(stamp_nanos, width, height, &k))?;
-    let image = CompressedImage { header: Header::new(stamp_nanos, frames::CAMERA_FRONT), format: "png".into(), data: image_bytes };
+    let image = CompressedImage {
+        header: Header::new(stamp_nanos, frames::CAMERA_FRONT),
+        format: "png".into(),
+        data: image_bytes,
+    };
     writer.write(topics::CAMERA_COMPRESSED, stamp_nanos, &image)?;
     let points = hdl64_points(&raw_points, 0.0);
-    writer.write(topics::LIDAR, stamp_nanos, &to_point_cloud2(Header::new(stamp_nanos, frames::LIDAR_TOP), &points))?;
+    writer.write(
+        topics::LIDAR,
+        stamp_nanos,
+        &to_point_cloud2(Header::new(stamp_nanos, frames::LIDAR_TOP), &points),
+    )?;
     let objects: Vec<_> = labels
         .iter()
         .filter(|l| l.kind != "DontCare")
         .map(|l| label_to_object(l, &base_from_rect0))
         .collect();
     let count = objects.len();
-    writer.write(topics::ANNOTATIONS, stamp_nanos, &ObjectArray { header: Header::new(stamp_nanos, frames::BASE_LINK), objects })?;
+    writer.write(
+        topics::ANNOTATIONS,
+        stamp_nanos,
+        &ObjectArray { header: Header::new(stamp_nanos, frames::BASE_LINK), objects },
+    )?;
     writer.finish()?;
     Ok(ObjectImport { points: points.len(), objects: count, image_size: (width, height) })
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use nalgebra::{Translation3, UnitQuaternion};
 
 use super::kitti::{
-    KITTI_CALIB_METADATA, calib_values, camera_from_projection, hdl64_points, parse_calib, read_text, read_velodyne,
-    rectified_camera_info, rigid,
+    KITTI_CALIB_METADATA, calib_values, camera_from_projection, hdl64_points, parse_calib, read_text,
+    read_velodyne, rectified_camera_info, rigid,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -40,7 +40,11 @@ fn parse_stamp(path: &Path, line_no: usize, line: &str) -> Result<u64> {
         .and_then(|t| t.and_utc().timestamp_nanos_opt())
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| {
-            DatasetError::invalid(path, format!("line {line_no}"), format!("`{}` is not a time like 2011-09-26 13:02:25.964389445", line.trim()))
+            DatasetError::invalid(
+                path,
+                format!("line {line_no}"),
+                format!("`{}` is not a time like 2011-09-26 13:02:25.964389445", line.trim()),
+            )
         })
 }
 
@@ -72,13 +76,19 @@ fn oxts_pose(path: &Path, text: &str, scale: Option<f64>) -> Result<(Iso3, Twist
         .map(|v| v.parse().map_err(|_| DatasetError::invalid(path, "oxts", format!("`{v}` is not a number"))))
         .collect::<Result<_>>()?;
     if values.len() < 23 {
-        return Err(DatasetError::invalid(path, "oxts", format!("{} values, an OXTS record has 30", values.len())));
+        return Err(DatasetError::invalid(
+            path,
+            "oxts",
+            format!("{} values, an OXTS record has 30", values.len()),
+        ));
     }
-    let (lat, lon, alt, roll, pitch, yaw) = (values[0], values[1], values[2], values[3], values[4], values[5]);
+    let (lat, lon, alt, roll, pitch, yaw) =
+        (values[0], values[1], values[2], values[3], values[4], values[5]);
     let scale = scale.unwrap_or_else(|| lat.to_radians().cos());
     let x = scale * lon.to_radians() * EARTH_RADIUS_M;
     let y = scale * EARTH_RADIUS_M * ((90.0 + lat).to_radians() / 2.0).tan().ln();
-    let pose = Iso3::from_parts(Translation3::new(x, y, alt), UnitQuaternion::from_euler_angles(roll, pitch, yaw));
+    let pose =
+        Iso3::from_parts(Translation3::new(x, y, alt), UnitQuaternion::from_euler_angles(roll, pitch, yaw));
     let twist = Twist {
         linear: Vector3 { x: values[8], y: values[9], z: values[10] },
         angular: Vector3 { x: values[20], y: values[21], z: values[22] },
@@ -86,19 +96,53 @@ fn oxts_pose(path: &Path, text: &str, scale: Option<f64>) -> Result<(Iso3, Twist
     Ok((pose, twist, scale))
 }
 
+/// Poses relative to the first OXTS record (the map origin), with that
+/// record's Mercator scale.
+#[derive(Default)]
+struct OxtsState {
+    scale: Option<f64>,
+    origin: Option<Translation3<f64>>,
+}
+
+impl OxtsState {
+    /// Writes /tf (map -> base_link) and /vehicle/odometry for OXTS record `index`.
+    fn write(&mut self, writer: &mut DriveWriter, dir: &Path, index: usize, stamp: u64) -> Result<()> {
+        let path = frame_file(dir, "oxts", index, "txt");
+        let (pose, twist, scale) = oxts_pose(&path, &read_text(&path)?, self.scale)?;
+        self.scale = Some(scale);
+        let origin = *self.origin.get_or_insert(pose.translation);
+        let map_from_base =
+            Iso3::from_parts(Translation3::from(pose.translation.vector - origin.vector), pose.rotation);
+        let tf = TfMessage {
+            transforms: vec![transform_stamped(stamp, frames::MAP, frames::BASE_LINK, &map_from_base)],
+        };
+        writer.write(topics::TF, stamp, &tf)?;
+        let mut odom = Odometry {
+            header: Header::new(stamp, frames::MAP),
+            child_frame_id: frames::BASE_LINK.into(),
+            ..Odometry::default()
+        };
+        odom.pose.pose = pose_from_isometry(&map_from_base);
+        odom.twist.twist = twist;
+        writer.write(topics::ODOMETRY, stamp, &odom)
+    }
+}
+
 /// Imports the sequence in `dir` into `out`.
 pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
     let cam_path = find_calib(dir, "calib_cam_to_cam.txt")?;
     let velo_path = find_calib(dir, "calib_velo_to_cam.txt")?;
     let imu_path = find_calib(dir, "calib_imu_to_velo.txt")?;
-    let (cam_text, velo_text, imu_text) = (read_text(&cam_path)?, read_text(&velo_path)?, read_text(&imu_path)?);
+    let (cam_text, velo_text, imu_text) =
+        (read_text(&cam_path)?, read_text(&velo_path)?, read_text(&imu_path)?);
     let cam = parse_calib(&cam_path, &cam_text);
     let velo = parse_calib(&velo_path, &velo_text);
     let imu = parse_calib(&imu_path, &imu_text);
     let size = calib_values(&cam, &cam_path, "S_rect_02", 2)?;
     let (k, cam_from_rect0) = camera_from_projection(calib_values(&cam, &cam_path, "P_rect_02", 12)?);
     let rect0_from_cam0 = rigid(calib_values(&cam, &cam_path, "R_rect_00", 9)?, &[0.0; 3]);
-    let cam0_from_velo = rigid(calib_values(&velo, &velo_path, "R", 9)?, calib_values(&velo, &velo_path, "T", 3)?);
+    let cam0_from_velo =
+        rigid(calib_values(&velo, &velo_path, "R", 9)?, calib_values(&velo, &velo_path, "T", 3)?);
     let velo_from_imu = rigid(calib_values(&imu, &imu_path, "R", 9)?, calib_values(&imu, &imu_path, "T", 3)?);
     // base_link is the IMU frame (x forward, y left, z up, as REP 103 wants).
     let base_from_lidar = velo_from_imu.inverse();
@@ -109,7 +153,11 @@ pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
     let velo_starts = read_stamps(&dir.join("velodyne_points/timestamps_start.txt")).ok();
     let velo_ends = read_stamps(&dir.join("velodyne_points/timestamps_end.txt")).ok();
     let oxts_stamps = read_stamps(&dir.join("oxts/timestamps.txt"))?;
-    let first = [&image_stamps, &velo_stamps, &oxts_stamps].iter().filter_map(|s| s.first().copied()).min().unwrap_or(0);
+    let first = [&image_stamps, &velo_stamps, &oxts_stamps]
+        .iter()
+        .filter_map(|s| s.first().copied())
+        .min()
+        .unwrap_or(0);
 
     let mut writer = DriveWriter::create(out)?;
     writer.write_metadata(
@@ -127,7 +175,11 @@ pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
         ],
     };
     writer.write(topics::TF_STATIC, first, &tf_static)?;
-    writer.write(topics::CAMERA_INFO, first, &rectified_camera_info(first, size[0] as u32, size[1] as u32, &k))?;
+    writer.write(
+        topics::CAMERA_INFO,
+        first,
+        &rectified_camera_info(first, size[0] as u32, size[1] as u32, &k),
+    )?;
 
     // Messages are written in time order: gather (stamp, kind, index) and sort.
     let mut events: Vec<(u64, u8, usize)> = Vec::new();
@@ -135,41 +187,40 @@ pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
     events.extend(velo_stamps.iter().enumerate().map(|(i, t)| (*t, 1, i)));
     events.extend(image_stamps.iter().enumerate().map(|(i, t)| (*t, 2, i)));
     events.sort_unstable();
-    let mut scale = None;
-    let mut origin: Option<Translation3<f64>> = None;
+    let mut oxts = OxtsState::default();
     for (stamp, kind, index) in events {
         match kind {
-            0 => {
-                let path = frame_file(dir, "oxts", index, "txt");
-                let (pose, twist, s) = oxts_pose(&path, &read_text(&path)?, scale)?;
-                scale = Some(s);
-                let origin = *origin.get_or_insert(pose.translation);
-                let map_from_base = Iso3::from_parts(Translation3::from(pose.translation.vector - origin.vector), pose.rotation);
-                let tf = TfMessage { transforms: vec![transform_stamped(stamp, frames::MAP, frames::BASE_LINK, &map_from_base)] };
-                writer.write(topics::TF, stamp, &tf)?;
-                let mut odom = Odometry { header: Header::new(stamp, frames::MAP), child_frame_id: frames::BASE_LINK.into(), ..Odometry::default() };
-                odom.pose.pose = pose_from_isometry(&map_from_base);
-                odom.twist.twist = twist;
-                writer.write(topics::ODOMETRY, stamp, &odom)?;
-            }
+            0 => oxts.write(&mut writer, dir, index, stamp)?,
             1 => {
                 let sweep_secs = match (&velo_starts, &velo_ends) {
-                    (Some(s), Some(e)) if index < s.len() && index < e.len() => e[index].saturating_sub(s[index]) as f32 * 1e-9,
+                    (Some(s), Some(e)) if index < s.len() && index < e.len() => {
+                        e[index].saturating_sub(s[index]) as f32 * 1e-9
+                    }
                     _ => 0.0,
                 };
-                let points = hdl64_points(&read_velodyne(&frame_file(dir, "velodyne_points", index, "bin"))?, sweep_secs);
-                writer.write(topics::LIDAR, stamp, &to_point_cloud2(Header::new(stamp, frames::LIDAR_TOP), &points))?;
+                let path = frame_file(dir, "velodyne_points", index, "bin");
+                let points = hdl64_points(&read_velodyne(&path)?, sweep_secs);
+                let cloud = to_point_cloud2(Header::new(stamp, frames::LIDAR_TOP), &points);
+                writer.write(topics::LIDAR, stamp, &cloud)?;
             }
             _ => {
                 let path = frame_file(dir, "image_02", index, "png");
                 let data = std::fs::read(&path).map_err(|e| DatasetError::io(&path, e))?;
-                let image = CompressedImage { header: Header::new(stamp, frames::CAMERA_FRONT), format: "png".into(), data };
-                writer.write(topics::CAMERA_COMPRESSED, stamp, &image)?;
+                let header = Header::new(stamp, frames::CAMERA_FRONT);
+                writer.write(
+                    topics::CAMERA_COMPRESSED,
+                    stamp,
+                    &CompressedImage { header, format: "png".into(), data },
+                )?;
             }
         }
     }
     writer.finish()?;
-    let last = [&image_stamps, &velo_stamps, &oxts_stamps].iter().filter_map(|s| s.last().copied()).max().unwrap_or(first);
+    let last = [&image_stamps, &velo_stamps, &oxts_stamps]
+        .iter()
+        .filter_map(|s| s.last().copied())
+        .max()
+        .unwrap_or(first);
     Ok(RawImport {
         images: image_stamps.len(),
         sweeps: velo_stamps.len(),

@@ -11,14 +11,12 @@ mod sensor;
 pub use builtin::{Header, Time};
 pub use diagnostic::{DiagnosticArray, DiagnosticStatus, KeyValue};
 pub use geometry::{
-    AckermannDrive, AckermannDriveStamped, Odometry, Point, Pose, PoseWithCovariance, Quaternion,
-    TfMessage, Transform, TransformStamped, Twist, TwistWithCovariance, Vector3,
+    AckermannDrive, AckermannDriveStamped, Odometry, Point, Pose, PoseWithCovariance, Quaternion, TfMessage,
+    Transform, TransformStamped, Twist, TwistWithCovariance, Vector3,
 };
 pub use nines::{Event, EventKind, ModelOutput, Object, ObjectArray};
 pub use schema::{KNOWN_TYPES, schema_text};
-pub use sensor::{
-    CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest,
-};
+pub use sensor::{CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest};
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -63,8 +63,8 @@ pub const KNOWN_TYPES: &[&str] = &[
 ];
 
 const PRIMITIVES: &[&str] = &[
-    "bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
-    "uint32", "int64", "uint64", "string", "wstring",
+    "bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+    "int64", "uint64", "string", "wstring",
 ];
 
 fn definition(short_name: &str) -> Result<&'static str> {

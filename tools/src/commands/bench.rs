@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nines_datasets::drive::{DriveReader, DriveWriter, ReadFilter};
 use nines_datasets::geometry::{Iso3, transform_stamped};
 use nines_datasets::msg::{
-    AckermannDrive, AckermannDriveStamped, CompressedImage, Header, Odometry, PointCloud2, RosMessage, TfMessage,
+    AckermannDrive, AckermannDriveStamped, CompressedImage, Header, Odometry, PointCloud2, RosMessage,
+    TfMessage,
 };
 use nines_datasets::pointcloud::{LidarPoint, to_point_cloud2};
 use nines_datasets::topics::{self, frames};
@@ -41,18 +42,14 @@ pub enum BenchArgs {
 
 /// Runs a benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args {
-        BenchArgs::Read { file, size_mb, generate_at, python, python_decode } => {
-            let path = match file {
-                Some(f) => f,
-                None => {
-                    generate_drive(&generate_at, size_mb * 1_000_000)?;
-                    generate_at
-                }
-            };
-            bench_read(&path, python.as_deref(), python_decode)
-        }
-    }
+    let BenchArgs::Read { file, size_mb, generate_at, python, python_decode } = args;
+    let path = if let Some(file) = file {
+        file
+    } else {
+        generate_drive(&generate_at, size_mb * 1_000_000)?;
+        generate_at
+    };
+    bench_read(&path, python.as_deref(), python_decode)
 }
 
 /// Writes a synthetic drive with realistic message sizes: JPEG-sized camera
@@ -76,22 +73,41 @@ fn generate_drive(path: &Path, target_bytes: u64) -> anyhow::Result<()> {
     while written < target_bytes {
         let t = start + tick * 10_000_000;
         let x = tick as f64 * 0.1;
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             let pose = Iso3::translation(x, 0.0, 0.0);
-            writer.write(topics::TF, t, &TfMessage { transforms: vec![transform_stamped(t, frames::MAP, frames::BASE_LINK, &pose)] })?;
-            let mut odom = Odometry { header: Header::new(t, frames::MAP), child_frame_id: frames::BASE_LINK.into(), ..Odometry::default() };
+            writer.write(
+                topics::TF,
+                t,
+                &TfMessage { transforms: vec![transform_stamped(t, frames::MAP, frames::BASE_LINK, &pose)] },
+            )?;
+            let mut odom = Odometry {
+                header: Header::new(t, frames::MAP),
+                child_frame_id: frames::BASE_LINK.into(),
+                ..Odometry::default()
+            };
             odom.twist.twist.linear.x = 10.0;
             writer.write(topics::ODOMETRY, t, &odom)?;
         }
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             let mut data = vec![0u8; rng.random_range(120_000..180_000)];
             rng.fill(&mut data[..]);
             written += data.len() as u64;
-            writer.write(topics::CAMERA_COMPRESSED, t, &CompressedImage { header: Header::new(t, frames::CAMERA_FRONT), format: "jpeg".into(), data })?;
-            let cmd = AckermannDriveStamped { header: Header::new(t, frames::BASE_LINK), drive: AckermannDrive { speed: 10.0, ..Default::default() } };
+            writer.write(
+                topics::CAMERA_COMPRESSED,
+                t,
+                &CompressedImage {
+                    header: Header::new(t, frames::CAMERA_FRONT),
+                    format: "jpeg".into(),
+                    data,
+                },
+            )?;
+            let cmd = AckermannDriveStamped {
+                header: Header::new(t, frames::BASE_LINK),
+                drive: AckermannDrive { speed: 10.0, ..Default::default() },
+            };
             writer.write(topics::COMMAND, t, &cmd)?;
         }
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             let points: Vec<LidarPoint> = (0..32u16 * 1024)
                 .map(|i| {
                     let (ring, step) = (i / 1024, f32::from(i % 1024));
@@ -160,8 +176,15 @@ fn bench_read(path: &Path, python: Option<&Path>, python_decode: bool) -> anyhow
         decoded += decode_by_type(&view?)?;
     }
     let decoded_secs = started.elapsed().as_secs_f64();
-    println!("nines  raw:     {count} messages, {:.1} MB payload in {raw_secs:.2} s = {:.0} MB/s of file", payload as f64 / 1e6, file_mb / raw_secs);
-    println!("nines  decoded: {decoded} messages in {decoded_secs:.2} s = {:.0} MB/s of file", file_mb / decoded_secs);
+    println!(
+        "nines  raw:     {count} messages, {:.1} MB payload in {raw_secs:.2} s = {:.0} MB/s of file",
+        payload as f64 / 1e6,
+        file_mb / raw_secs
+    );
+    println!(
+        "nines  decoded: {decoded} messages in {decoded_secs:.2} s = {:.0} MB/s of file",
+        file_mb / decoded_secs
+    );
 
     let python = python.map_or_else(|| PathBuf::from(".venv/bin/python"), Path::to_path_buf);
     let mut cmd = Command::new(&python);
@@ -169,11 +192,13 @@ fn bench_read(path: &Path, python: Option<&Path>, python_decode: bool) -> anyhow
     if python_decode {
         cmd.arg("--decode");
     }
-    let output = cmd.output().with_context(|| format!("running {} (run scripts/setup.sh first)", python.display()))?;
+    let output =
+        cmd.output().with_context(|| format!("running {} (run scripts/setup.sh first)", python.display()))?;
     if !output.status.success() {
         bail!("python reader failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let peer: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing the python reader's output")?;
+    let peer: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("parsing the python reader's output")?;
     let py_raw = peer["raw_secs"].as_f64().unwrap_or(f64::NAN);
     println!(
         "python raw:     {} messages in {py_raw:.2} s = {:.0} MB/s of file",
@@ -181,7 +206,11 @@ fn bench_read(path: &Path, python: Option<&Path>, python_decode: bool) -> anyhow
         file_mb / py_raw
     );
     if let Some(py_decoded) = peer["decoded_secs"].as_f64() {
-        println!("python decoded: {} messages in {py_decoded:.2} s = {:.0} MB/s of file", peer["decoded_messages"], file_mb / py_decoded);
+        println!(
+            "python decoded: {} messages in {py_decoded:.2} s = {:.0} MB/s of file",
+            peer["decoded_messages"],
+            file_mb / py_decoded
+        );
         println!("speed-up decoded: {:.1}x", py_decoded / decoded_secs);
     }
     if peer["raw_messages"].as_u64() != Some(count) {

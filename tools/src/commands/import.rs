@@ -49,7 +49,8 @@ pub fn run(cmd: ImportCommand) -> anyhow::Result<()> {
         }
         ImportCommand::KittiRaw { dir, out } => {
             let bar = super::spinner(format!("importing {}", dir.display()));
-            let report = import_kitti_raw(&dir, &out).with_context(|| format!("importing KITTI raw sequence {}", dir.display()));
+            let report = import_kitti_raw(&dir, &out)
+                .with_context(|| format!("importing KITTI raw sequence {}", dir.display()));
             bar.finish_and_clear();
             let report = report?;
             println!(

@@ -46,7 +46,8 @@ pub fn render(summary: &DriveSummary, sync: Option<&SyncReport>) -> String {
         summary.messages,
         summary.duration_secs
     );
-    let _ = writeln!(out, "\n{:<34} {:<42} {:>7} {:>9} {:>9}", "topic", "type", "count", "rate Hz", "max gap s");
+    let _ =
+        writeln!(out, "\n{:<34} {:<42} {:>7} {:>9} {:>9}", "topic", "type", "count", "rate Hz", "max gap s");
     for t in &summary.topics {
         let _ = writeln!(
             out,
@@ -61,7 +62,15 @@ pub fn render(summary: &DriveSummary, sync: Option<&SyncReport>) -> String {
         let _ = writeln!(
             out,
             "\ncamera {} ({}): {}x{}, fx {:.1} fy {:.1} cx {:.1} cy {:.1}, distortion {}",
-            c.topic, c.frame_id, c.resolution.0, c.resolution.1, c.intrinsics[0], c.intrinsics[1], c.intrinsics[2], c.intrinsics[3], c.distortion
+            c.topic,
+            c.frame_id,
+            c.resolution.0,
+            c.resolution.1,
+            c.intrinsics[0],
+            c.intrinsics[1],
+            c.intrinsics[2],
+            c.intrinsics[3],
+            c.distortion
         );
         match c.base_link_from_camera_m {
             Some([x, y, z]) => _ = writeln!(out, "  mounted at ({x:.3}, {y:.3}, {z:.3}) m in base_link"),

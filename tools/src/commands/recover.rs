@@ -30,9 +30,14 @@ pub fn run(args: &RecoverArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("kept {} messages on {} channels, {} metadata records", report.messages, report.channels, report.metadata);
+    println!(
+        "kept {} messages on {} channels, {} metadata records",
+        report.messages, report.channels, report.metadata
+    );
     match (report.stopped_at_offset, &report.stop_reason) {
-        (Some(offset), Some(reason)) => println!("input stopped being readable at byte offset {offset}: {reason}"),
+        (Some(offset), Some(reason)) => {
+            println!("input stopped being readable at byte offset {offset}: {reason}");
+        }
         _ => println!("input was whole"),
     }
     println!("wrote {}", args.output.display());

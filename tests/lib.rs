@@ -1,0 +1,45 @@
+//! Helpers for the end-to-end tests in `tests/tests`: where the workspace
+//! and the Python peer tools are.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Root of the workspace.
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python with the peer tools: `$NINES_PYTHON`, else the setup script's
+/// `.venv`. Panics with the fix when neither exists, so the peer checks
+/// can never be skipped by accident.
+///
+/// # Panics
+/// When the peer Python is missing.
+#[must_use]
+pub fn peer_python() -> PathBuf {
+    let python = std::env::var_os("NINES_PYTHON")
+        .map_or_else(|| workspace_root().join(".venv/bin/python"), PathBuf::from);
+    assert!(
+        python.exists(),
+        "{} not found: run scripts/setup.sh (or set NINES_PYTHON) to install the Python peer tools",
+        python.display()
+    );
+    python
+}
+
+/// Runs a peer script from `scripts/peers` and returns its stdout, panicking
+/// with its stderr if it fails.
+///
+/// # Panics
+/// When the script cannot run or exits with an error.
+#[must_use]
+pub fn run_peer(script: &str, args: &[&Path]) -> String {
+    let output = Command::new(peer_python())
+        .arg(workspace_root().join("scripts/peers").join(script))
+        .args(args)
+        .output()
+        .expect("running the peer python");
+    assert!(output.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}

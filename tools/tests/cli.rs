@@ -1,0 +1,102 @@
+//! The `nines` binary as a user runs it.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+#![allow(clippy::float_cmp, reason = "round trips must be bit-exact")]
+#![allow(clippy::too_many_lines, clippy::cast_lossless, reason = "test scenarios read top to bottom")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nines(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nines")).args(args).output().expect("running nines")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn kitti_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kitti-000008")
+}
+
+fn import_kitti(dir: &Path) -> PathBuf {
+    let drive = dir.join("kitti.mcap");
+    let out =
+        nines(&["import", "kitti-object", kitti_dir().to_str().unwrap(), "--out", drive.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("17238 lidar points, 6 labelled objects"), "{}", text(&out));
+    drive
+}
+
+#[test]
+fn inspect_reports_topics_calibration_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let drive = import_kitti(dir.path());
+    let out = nines(&["inspect", drive.to_str().unwrap()]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    for needle in ["/lidar/top/points", "sensor_msgs/msg/PointCloud2", "1242x375", "fx 721.5", "kitti.calib"]
+    {
+        assert!(shown.contains(needle), "missing {needle} in\n{shown}");
+    }
+    let out = nines(&["inspect", "--json", drive.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["messages"], 6);
+    assert_eq!(json["cameras"][0]["resolution"], serde_json::json!([1242, 375]));
+    assert_eq!(json["sync"]["frames_without_lidar"], 0);
+}
+
+#[test]
+fn inspect_says_clearly_what_is_wrong_with_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_mcap = dir.path().join("photo.png");
+    std::fs::copy(kitti_dir().join("image_02.png"), &not_mcap).unwrap();
+    let out = nines(&["inspect", not_mcap.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("photo.png") && text(&out).contains("not an MCAP drive log"),
+        "{}",
+        text(&out)
+    );
+
+    let drive = import_kitti(dir.path());
+    let bytes = std::fs::read(&drive).unwrap();
+    let cut = dir.path().join("cut.mcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let out = nines(&["inspect", cut.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cut.mcap") && text(&out).contains("nines recover"), "{}", text(&out));
+
+    let missing = nines(&["inspect", "/nonexistent/drive.mcap"]);
+    assert!(text(&missing).contains("/nonexistent/drive.mcap"), "{}", text(&missing));
+}
+
+#[test]
+fn recover_repairs_a_cut_drive() {
+    let dir = tempfile::tempdir().unwrap();
+    let drive = import_kitti(dir.path());
+    let bytes = std::fs::read(&drive).unwrap();
+    // Cut inside the summary: every message survives.
+    let cut = dir.path().join("cut.mcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let fixed = dir.path().join("fixed.mcap");
+    let out = nines(&["recover", "--json", cut.to_str().unwrap(), fixed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["messages"], 6);
+    assert_eq!(report["metadata"], 2);
+    let out = nines(&["inspect", "--json", fixed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = nines(&["recover", cut.to_str().unwrap(), cut.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("refusing to overwrite"), "{}", text(&out));
+}
+
+#[test]
+fn demo_runs_on_the_real_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        nines(&["demo", "--kitti", kitti_dir().to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("demo done"), "{}", text(&out));
+    assert!(dir.path().join("kitti-000008.mcap").exists());
+}
