@@ -1,6 +1,7 @@
 //! Drive logs: one drive = one MCAP file, profile `ros2`, zstd chunks,
 //! indexed, with statistics (DESIGN.md section 2).
 
+mod chunks;
 mod reader;
 mod recover;
 mod scan;

@@ -1,32 +1,28 @@
 //! [`DriveReader`]: indexed, time-ordered reading of a drive log with topic
 //! and time filters and typed decoding.
 //!
-//! Chunk CRCs are not checked on this path (the MCAP crate's indexed reader
-//! does not, and checking would mean decompressing twice); a damaged payload
-//! surfaces as a decode error naming file and chunk offset, and
-//! [`crate::drive::recover`] checks every CRC.
-//!
-//! Reads with plain `File` seeks (one chunk at a time, through the MCAP
-//! crate's sans-io indexed reader) rather than memory-mapping: mapping needs
-//! `unsafe` and gives no speed-up for chunk-sized sequential reads.
+//! Chunks are read, decompressed and CRC-checked by worker threads (see
+//! `chunks`) with plain `File` reads rather than memory-mapping: mapping needs
+//! `unsafe` and gives no speed-up for chunk-sized reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mcap::Summary;
-use mcap::sans_io::indexed_reader::{IndexedReadEvent, IndexedReader, IndexedReaderOptions};
 use mcap::sans_io::summary_reader::{SummaryReadEvent, SummaryReader, SummaryReaderOptions};
 
 use super::MCAP_MAGIC;
+use super::chunks::{ChunkFilter, ChunkPipeline, ChunkPlan, DecodedChunk};
 use crate::cdr;
 use crate::error::{DatasetError, Result};
 use crate::msg::RosMessage;
 
 /// Records longer than this are treated as corruption rather than allocated.
-const RECORD_LENGTH_LIMIT: usize = 1 << 30;
+const RECORD_LENGTH_LIMIT: usize = super::chunks::RECORD_LENGTH_LIMIT as usize;
 
 /// One topic of a drive, from the summary.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -196,26 +192,9 @@ impl DriveReader {
         }
     }
 
-    /// Messages matching `filter`, in log-time order.
+    /// Messages matching `filter`, in log-time order (equal times in file order).
     pub fn messages(&self, filter: &ReadFilter) -> Result<MessageIter<'_>> {
-        let mut options = IndexedReaderOptions::new().with_record_length_limit(RECORD_LENGTH_LIMIT);
-        if let Some(topics) = &filter.topics {
-            options = options.include_topics(topics.clone());
-        }
-        if let Some(start) = filter.start_nanos {
-            options = options.starting_at(start);
-        }
-        if let Some(end) = filter.end_nanos {
-            options = options.ending_at(end);
-        }
-        let inner =
-            IndexedReader::new_with_options(&self.summary, options).map_err(|e| DatasetError::Corrupt {
-                path: self.path.clone(),
-                offset: summary_offset(self.file_len),
-                detail: format!("chunk index unusable: {e}"),
-            })?;
-        let file = File::open(&self.path).map_err(|e| DatasetError::io(&self.path, e))?;
-        let channels = self
+        let channels: HashMap<u16, (Arc<str>, Arc<str>)> = self
             .summary
             .channels
             .iter()
@@ -224,14 +203,50 @@ impl DriveReader {
                 (*id, (Arc::from(c.topic.as_str()), Arc::from(schema.as_str())))
             })
             .collect();
+        let wanted: Option<HashSet<u16>> = filter.topics.as_ref().map(|topics| {
+            channels
+                .iter()
+                .filter(|(_, (t, _))| topics.iter().any(|w| **w == **t))
+                .map(|(id, _)| *id)
+                .collect()
+        });
+        let (start, end) = (filter.start_nanos.unwrap_or(0), filter.end_nanos.unwrap_or(u64::MAX));
+        let mut plan: Vec<ChunkPlan> = self
+            .summary
+            .chunk_indexes
+            .iter()
+            .filter(|c| c.message_end_time >= start && c.message_start_time <= end)
+            .filter(|c| {
+                wanted.as_ref().is_none_or(|w| c.message_index_offsets.keys().any(|id| w.contains(id)))
+            })
+            .map(|c| ChunkPlan {
+                offset: c.chunk_start_offset,
+                length: c.chunk_length,
+                start_nanos: c.message_start_time,
+            })
+            .collect();
+        plan.sort_by_key(|c| (c.start_nanos, c.offset));
+        if let Some(bad) = plan.iter().find(|c| c.offset.saturating_add(c.length) > self.file_len) {
+            return Err(DatasetError::Corrupt {
+                path: self.path.clone(),
+                offset: bad.offset,
+                detail: format!("the chunk index puts a {}-byte chunk past the end of the file", bad.length),
+            });
+        }
+        let plan: Arc<[ChunkPlan]> = plan.into();
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).min(4);
+        let chunk_filter = ChunkFilter { channels: wanted, start_nanos: start, end_nanos: end };
+        let pipeline = ChunkPipeline::start(&self.path, Arc::clone(&plan), chunk_filter, workers)
+            .map_err(|e| DatasetError::io(&self.path, e))?;
         Ok(MessageIter {
             reader: self,
-            inner,
-            file,
-            chunk: Vec::new(),
-            last_chunk_offset: 0,
+            plan,
+            next_plan: 0,
+            pipeline,
+            loaded: HashMap::new(),
+            heap: BinaryHeap::new(),
+            release: None,
             channels,
-            scratch: Vec::new(),
             failed: false,
         })
     }
@@ -362,18 +377,23 @@ impl MessageView<'_> {
 /// in a `while let` loop (each view borrows the iterator).
 pub struct MessageIter<'r> {
     reader: &'r DriveReader,
-    inner: IndexedReader,
-    file: File,
-    chunk: Vec<u8>,
-    last_chunk_offset: u64,
+    plan: Arc<[ChunkPlan]>,
+    next_plan: usize,
+    pipeline: ChunkPipeline,
+    // Decoded chunks by plan index, while they still have messages to give.
+    loaded: HashMap<usize, DecodedChunk>,
+    // (log time, plan index, message index) of each loaded chunk's next message.
+    heap: BinaryHeap<Reverse<(u64, usize, usize)>>,
+    // A chunk whose last message was handed out, freed on the next call.
+    release: Option<usize>,
     channels: HashMap<u16, (Arc<str>, Arc<str>)>,
-    scratch: Vec<u8>,
     failed: bool,
 }
 
 impl MessageIter<'_> {
-    fn corrupt(&self, detail: String) -> DatasetError {
-        DatasetError::Corrupt { path: self.reader.path.clone(), offset: self.last_chunk_offset, detail }
+    fn fail(&mut self, offset: u64, detail: String) -> Option<Result<MessageView<'_>>> {
+        self.failed = true;
+        Some(Err(DatasetError::Corrupt { path: self.reader.path.clone(), offset, detail }))
     }
 
     /// The next message, or an error naming the file and the chunk's offset.
@@ -382,52 +402,49 @@ impl MessageIter<'_> {
         if self.failed {
             return None;
         }
-        let header = loop {
-            match self.inner.next_event()? {
-                Ok(IndexedReadEvent::ReadChunkRequest { offset, length }) => {
-                    self.last_chunk_offset = offset;
-                    if offset.saturating_add(length as u64) > self.reader.file_len {
-                        self.failed = true;
-                        return Some(Err(self.corrupt(format!(
-                            "chunk of {length} bytes runs past the end of the file ({} bytes)",
-                            self.reader.file_len
-                        ))));
-                    }
-                    self.chunk.resize(length, 0);
-                    if let Err(e) = read_at(&mut self.file, offset, &mut self.chunk) {
-                        self.failed = true;
-                        return Some(Err(DatasetError::io(&self.reader.path, e)));
-                    }
-                    if let Err(e) = self.inner.insert_chunk_record_data(offset, &self.chunk) {
-                        self.failed = true;
-                        return Some(Err(self.corrupt(format!("chunk: {e}"))));
-                    }
-                }
-                Ok(IndexedReadEvent::Message { header, data }) => {
-                    // Copied out so the view can borrow `self` after the
-                    // reader's borrow ends (a memcpy, small next to zstd).
-                    self.scratch.clear();
-                    self.scratch.extend_from_slice(data);
-                    break header;
-                }
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(self.corrupt(format!("chunk: {e}"))));
-                }
+        if let Some(done) = self.release.take() {
+            self.loaded.remove(&done);
+        }
+        // Chunks may overlap in time: load every chunk that starts no later
+        // than the earliest pending message before handing that one out.
+        while let Some(next) = self.plan.get(self.next_plan) {
+            if self.heap.peek().is_some_and(|Reverse((t, _, _))| next.start_nanos > *t) {
+                break;
             }
-        };
-        let Some((topic, type_name)) = self.channels.get(&header.channel_id) else {
-            self.failed = true;
-            return Some(Err(self.corrupt(format!("message on unknown channel {}", header.channel_id))));
-        };
+            let offset = next.offset;
+            match self.pipeline.next_chunk() {
+                Some(Ok(chunk)) => {
+                    if let Some(first) = chunk.messages.first() {
+                        self.heap.push(Reverse((first.log_time, self.next_plan, 0)));
+                        self.loaded.insert(self.next_plan, chunk);
+                    }
+                    self.next_plan += 1;
+                }
+                Some(Err((offset, detail))) => return self.fail(offset, detail),
+                None => return self.fail(offset, "the chunk reader thread stopped".into()),
+            }
+        }
+        let Reverse((_, chunk_index, message_index)) = self.heap.pop()?;
+        let chunk = &self.loaded[&chunk_index];
+        match chunk.messages.get(message_index + 1) {
+            Some(next) => self.heap.push(Reverse((next.log_time, chunk_index, message_index + 1))),
+            None => self.release = Some(chunk_index),
+        }
+        let (message, chunk_offset) = (chunk.messages[message_index], chunk.offset);
+        if !self.channels.contains_key(&message.channel_id) {
+            let detail = format!("message on channel {} which has no channel record", message.channel_id);
+            return self.fail(chunk_offset, detail);
+        }
+        let chunk = &self.loaded[&chunk_index];
+        let (topic, type_name) = &self.channels[&message.channel_id];
         Some(Ok(MessageView {
             source: &self.reader.path,
-            chunk_offset: self.last_chunk_offset,
+            chunk_offset,
             topic,
             type_name,
-            log_time_nanos: header.log_time,
-            publish_time_nanos: header.publish_time,
-            data: &self.scratch,
+            log_time_nanos: message.log_time,
+            publish_time_nanos: message.publish_time,
+            data: &chunk.data[message.start..message.end],
         }))
     }
 }
