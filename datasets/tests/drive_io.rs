@@ -122,6 +122,29 @@ fn chunks_span_at_most_the_configured_log_time() {
 }
 
 #[test]
+fn a_killed_recorder_loses_at_most_the_open_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.mcap");
+    let mut writer = DriveWriter::create(&path).unwrap();
+    for i in 0..350u64 {
+        writer.write("/control/command", T0 + i * 10 * MS, &command(i)).unwrap();
+    }
+    // As if the process were killed: no drop, nothing buffered in user space
+    // reaches the file.
+    std::mem::forget(writer);
+    assert!(DriveReader::open(&path).is_err(), "a killed recording has no summary");
+    let fixed = dir.path().join("fixed.mcap");
+    let report = recover(&path, &fixed).unwrap();
+    let kept = read_commands(&fixed);
+    // The last message is at 3.49 s; chunks close every 1 s of log time, so
+    // everything before 3.0 s was on disk.
+    assert_eq!(kept.len(), 300, "{report:?}");
+    for (i, (_, msg)) in kept.iter().enumerate() {
+        assert_eq!(*msg, command(i as u64));
+    }
+}
+
+#[test]
 fn wrong_type_is_refused_with_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drive.mcap");

@@ -155,6 +155,7 @@ fn read_chunk(file: &mut File, plan: &ChunkPlan, filter: &ChunkFilter) -> Result
     decode_chunk(&record, plan.offset, filter).map_err(fail)
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "the thread owns what it is given")]
 fn worker(
     mut file: File,
     plan: Arc<[ChunkPlan]>,
@@ -183,7 +184,7 @@ impl ChunkPipeline {
     /// Starts up to `workers` threads over `plan`.
     pub(crate) fn start(
         path: &Path,
-        plan: Arc<[ChunkPlan]>,
+        plan: &Arc<[ChunkPlan]>,
         filter: ChunkFilter,
         workers: usize,
     ) -> std::io::Result<Self> {
@@ -194,7 +195,7 @@ impl ChunkPipeline {
             let file = File::open(path)?;
             // Two chunks in flight per worker: enough to hide I/O, little memory.
             let (tx, rx) = sync_channel(2);
-            let (plan, filter) = (Arc::clone(&plan), Arc::clone(&filter));
+            let (plan, filter) = (Arc::clone(plan), Arc::clone(&filter));
             std::thread::Builder::new()
                 .name(format!("nines-drive-read-{w}"))
                 .spawn(move || worker(file, plan, filter, w, workers, tx))?;

@@ -236,7 +236,7 @@ impl DriveReader {
         let plan: Arc<[ChunkPlan]> = plan.into();
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).min(4);
         let chunk_filter = ChunkFilter { channels: wanted, start_nanos: start, end_nanos: end };
-        let pipeline = ChunkPipeline::start(&self.path, Arc::clone(&plan), chunk_filter, workers)
+        let pipeline = ChunkPipeline::start(&self.path, &plan, chunk_filter, workers)
             .map_err(|e| DatasetError::io(&self.path, e))?;
         Ok(MessageIter {
             reader: self,
@@ -391,9 +391,9 @@ pub struct MessageIter<'r> {
 }
 
 impl MessageIter<'_> {
-    fn fail(&mut self, offset: u64, detail: String) -> Option<Result<MessageView<'_>>> {
+    fn fail(&mut self, offset: u64, detail: String) -> DatasetError {
         self.failed = true;
-        Some(Err(DatasetError::Corrupt { path: self.reader.path.clone(), offset, detail }))
+        DatasetError::Corrupt { path: self.reader.path.clone(), offset, detail }
     }
 
     /// The next message, or an error naming the file and the chunk's offset.
@@ -420,8 +420,8 @@ impl MessageIter<'_> {
                     }
                     self.next_plan += 1;
                 }
-                Some(Err((offset, detail))) => return self.fail(offset, detail),
-                None => return self.fail(offset, "the chunk reader thread stopped".into()),
+                Some(Err((offset, detail))) => return Some(Err(self.fail(offset, detail))),
+                None => return Some(Err(self.fail(offset, "the chunk reader thread stopped".into()))),
             }
         }
         let Reverse((_, chunk_index, message_index)) = self.heap.pop()?;
@@ -433,7 +433,7 @@ impl MessageIter<'_> {
         let (message, chunk_offset) = (chunk.messages[message_index], chunk.offset);
         if !self.channels.contains_key(&message.channel_id) {
             let detail = format!("message on channel {} which has no channel record", message.channel_id);
-            return self.fail(chunk_offset, detail);
+            return Some(Err(self.fail(chunk_offset, detail)));
         }
         let chunk = &self.loaded[&chunk_index];
         let (topic, type_name) = &self.channels[&message.channel_id];

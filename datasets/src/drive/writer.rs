@@ -60,9 +60,11 @@ fn offered_qos_profiles(topic: &str) -> String {
     )
 }
 
-/// Writes a drive log. Call [`DriveWriter::finish`] to write the summary; a
-/// writer dropped without it (a crash) leaves a file that
-/// [`crate::drive::recover`] repairs, losing at most the open chunk.
+/// Writes a drive log. Call [`DriveWriter::finish`] to write the summary and
+/// see any error (dropping the writer also finishes the file, silently). Each
+/// closed chunk is handed to the OS at once, so a process that dies
+/// mid-drive leaves a file that [`crate::drive::recover`] repairs, losing at
+/// most the open chunk: 4 MiB or 1 s of log time by default.
 pub struct DriveWriter {
     path: PathBuf,
     inner: mcap::Writer<BufWriter<File>>,

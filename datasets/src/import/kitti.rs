@@ -93,6 +93,32 @@ pub(crate) fn rectified_camera_info(
     }
 }
 
+/// Writes /tf_static: where the lidar and the front camera sit on base_link.
+pub(crate) fn write_mounting(
+    writer: &mut crate::drive::DriveWriter,
+    stamp_nanos: u64,
+    base_from_lidar: &Iso3,
+    base_from_camera: &Iso3,
+) -> Result<()> {
+    let tf_static = crate::msg::TfMessage {
+        transforms: vec![
+            crate::geometry::transform_stamped(
+                stamp_nanos,
+                frames::BASE_LINK,
+                frames::LIDAR_TOP,
+                base_from_lidar,
+            ),
+            crate::geometry::transform_stamped(
+                stamp_nanos,
+                frames::BASE_LINK,
+                frames::CAMERA_FRONT,
+                base_from_camera,
+            ),
+        ],
+    };
+    writer.write(crate::topics::TF_STATIC, stamp_nanos, &tf_static)
+}
+
 /// Reads a KITTI velodyne scan (float32 x, y, z, reflectance).
 pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<[f32; 4]>> {
     let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::kitti::{
     KITTI_CALIB_METADATA, LIDAR_HEIGHT_M, calib_values, camera_from_projection, hdl64_points,
     label_to_object, parse_calib, parse_labels, read_text, read_velodyne, rectified_camera_info, rigid,
+    write_mounting,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -67,13 +68,7 @@ pub fn import_kitti_object(dir: &Path, out: &Path, stamp_nanos: u64) -> Result<O
             ("directory".to_owned(), dir.display().to_string()),
         ]),
     )?;
-    let tf_static = TfMessage {
-        transforms: vec![
-            transform_stamped(stamp_nanos, frames::BASE_LINK, frames::LIDAR_TOP, &base_from_lidar),
-            transform_stamped(stamp_nanos, frames::BASE_LINK, frames::CAMERA_FRONT, &base_from_camera),
-        ],
-    };
-    writer.write(topics::TF_STATIC, stamp_nanos, &tf_static)?;
+    write_mounting(&mut writer, stamp_nanos, &base_from_lidar, &base_from_camera)?;
     let tf = TfMessage {
         transforms: vec![transform_stamped(stamp_nanos, frames::MAP, frames::BASE_LINK, &Iso3::identity())],
     };

@@ -10,7 +10,7 @@ use nalgebra::{Translation3, UnitQuaternion};
 
 use super::kitti::{
     KITTI_CALIB_METADATA, calib_values, camera_from_projection, hdl64_points, parse_calib, read_text,
-    read_velodyne, rectified_camera_info, rigid,
+    read_velodyne, rectified_camera_info, rigid, write_mounting,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -168,13 +168,7 @@ pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
             ("calib_imu_to_velo.txt".to_owned(), imu_text),
         ]),
     )?;
-    let tf_static = TfMessage {
-        transforms: vec![
-            transform_stamped(first, frames::BASE_LINK, frames::LIDAR_TOP, &base_from_lidar),
-            transform_stamped(first, frames::BASE_LINK, frames::CAMERA_FRONT, &base_from_camera),
-        ],
-    };
-    writer.write(topics::TF_STATIC, first, &tf_static)?;
+    write_mounting(&mut writer, first, &base_from_lidar, &base_from_camera)?;
     writer.write(
         topics::CAMERA_INFO,
         first,
