@@ -55,6 +55,22 @@ pub fn decode_raw(msg: &Image, source: &str) -> Result<RgbImage> {
     RgbImage::from_raw(msg.width, msg.height, rgb).ok_or_else(|| bad("data", "size mismatch".into()))
 }
 
+/// Decodes a camera message from a drive, whichever type it is:
+/// `CompressedImage` (JPEG, PNG) or raw `Image` (rgb8, bgr8, mono8).
+pub fn decode_camera(view: &crate::drive::MessageView<'_>) -> Result<RgbImage> {
+    use crate::msg::RosMessage;
+    let source = format!("{} {} at {} ns", view.source.display(), view.topic, view.log_time_nanos);
+    match view.type_name {
+        CompressedImage::TYPE_NAME => decode_compressed(&view.decode()?, &source),
+        Image::TYPE_NAME => decode_raw(&view.decode()?, &source),
+        other => Err(DatasetError::invalid(
+            view.source,
+            view.topic,
+            format!("carries {other}, not a camera image (sensor_msgs/msg/CompressedImage or Image)"),
+        )),
+    }
+}
+
 /// Encodes RGB pixels as a JPEG `CompressedImage` payload.
 pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>> {
     let mut out = Vec::new();

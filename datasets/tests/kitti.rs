@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use nalgebra::{Matrix3, Matrix3x4, Point2, Point3, Vector3, Vector4};
 use nines_datasets::calib::CameraModel;
-use nines_datasets::drive::DriveReader;
+use nines_datasets::drive::{DriveReader, ReadFilter};
 use nines_datasets::geometry::{StaticTransforms, isometry_from_pose};
+use nines_datasets::image::decode_camera;
 use nines_datasets::import::{KITTI_CALIB_METADATA, import_kitti_object, import_kitti_raw, parse_labels};
 use nines_datasets::msg::{CameraInfo, CompressedImage, ObjectArray, Odometry, PointCloud2, TfMessage};
 use nines_datasets::pointcloud::from_point_cloud2;
@@ -45,6 +46,11 @@ fn kitti_object_frame_round_trips() {
     let image: CompressedImage = only(&reader, topics::CAMERA_COMPRESSED);
     assert_eq!(image.format, "png");
     assert_eq!(image.data, std::fs::read(kitti_dir().join("image_02.png")).unwrap());
+
+    let mut camera_messages = reader.messages(&ReadFilter::topics([topics::CAMERA_COMPRESSED])).unwrap();
+    let decoded = decode_camera(&camera_messages.next_message().unwrap().unwrap()).unwrap();
+    let png = image::open(kitti_dir().join("image_02.png")).unwrap().to_rgb8();
+    assert_eq!(decoded, png, "lossless PNG decodes to the same pixels");
 
     // Points are the velodyne scan, bit for bit.
     let cloud: PointCloud2 = only(&reader, topics::LIDAR);
