@@ -27,7 +27,6 @@ pub fn decode_compressed(msg: &CompressedImage, source: &str) -> Result<RgbImage
 }
 
 /// Converts a raw image to RGB. `source` names the topic for errors.
-#[expect(clippy::many_single_char_names, reason = "w, h and r, g, b are the clearest names for pixels")]
 pub fn decode_raw(msg: &Image, source: &str) -> Result<RgbImage> {
     let bad = |field: &str, problem: String| DatasetError::invalid(source, format!("Image.{field}"), problem);
     let (w, h) = (msg.width as usize, msg.height as usize);

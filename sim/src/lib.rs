@@ -11,6 +11,8 @@ pub mod error;
 pub mod events;
 pub mod expert;
 pub mod geometry;
+pub mod record;
+pub mod render;
 pub mod road;
 pub mod scenario;
 pub mod vehicle;

@@ -123,7 +123,6 @@ impl Road {
 
     /// Road coordinates (s, d) of a map point: the nearest centre-line point.
     #[must_use]
-    #[expect(clippy::many_single_char_names, reason = "s, d, u, x, y are the road's coordinate names")]
     pub fn project(&self, x: f64, y: f64) -> (f64, f64) {
         let mut best = (0.0, f64::INFINITY);
         for (i, p) in self.placed.iter().enumerate() {

@@ -30,6 +30,9 @@ pub enum Command {
     /// Measure performance (results go in docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchArgs),
+    /// Simulate drives: scenario families, the expert, camera and lidar.
+    #[command(subcommand)]
+    Sim(commands::sim::SimCommand),
     /// Run the main job end to end on the real KITTI frame.
     Demo(commands::demo::DemoArgs),
 }
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Recover(args) => commands::recover::run(&args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Demo(args) => commands::demo::run(&args),
     }
 }

@@ -213,7 +213,6 @@ pub fn parse_labels(path: &Path, text: &str) -> Result<Vec<KittiLabel>> {
 }
 
 /// Object box of a label in base_link, given `base_from_rect0`.
-#[expect(clippy::many_single_char_names, reason = "h, w, l and x, y, z are KITTI's own names")]
 pub(crate) fn label_to_object(label: &KittiLabel, base_from_rect0: &Iso3) -> crate::msg::Object {
     let [h, w, l] = label.dimensions_hwl;
     let [x, y, z] = label.location;

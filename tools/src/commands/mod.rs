@@ -5,6 +5,8 @@ pub mod demo;
 pub mod import;
 pub mod inspect;
 pub mod recover;
+pub mod sim;
+mod snapshot;
 
 /// A spinner on stderr for work without a known length.
 pub(crate) fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {

@@ -1,0 +1,289 @@
+//! Recording a run as a drive: sensors at 10 Hz, commands, poses and
+//! odometry at 20 Hz, events when they begin, and ground truth (depth,
+//! boxes, the expert's shadow command) on /sim/ground_truth/* for
+//! evaluation only.
+
+use std::path::Path;
+
+use nalgebra::{Translation3, UnitQuaternion};
+use nines_datasets::drive::DriveWriter;
+use nines_datasets::geometry::{Iso3, pose_from_isometry, transform_stamped};
+use nines_datasets::image::encode_jpeg;
+use nines_datasets::msg::{
+    AckermannDrive, AckermannDriveStamped, CompressedImage, Event, EventKind, Header, Image, Object,
+    ObjectArray, Odometry, TfMessage, Twist, Vector3,
+};
+use nines_datasets::pointcloud::to_point_cloud2;
+use nines_datasets::topics::{self, frames};
+
+use crate::actors::Actor;
+use crate::error::Result;
+use crate::events::{SimEvent, blocked};
+use crate::render::Scene;
+use crate::render::camera::{self, CameraConfig};
+use crate::render::lidar::{self, LidarConfig};
+use crate::scenario::Scenario;
+use crate::vehicle::VehicleState;
+use crate::world::Sim;
+
+/// Ground-truth depth image of the front camera (32FC1, camera z in m).
+pub const GT_DEPTH: &str = "/sim/ground_truth/depth";
+/// Ground-truth boxes of every actor (map frame).
+pub const GT_OBJECTS: &str = "/sim/ground_truth/objects";
+/// What the expert would have commanded (shadow driver).
+pub const GT_EXPERT_COMMAND: &str = "/sim/ground_truth/expert_command";
+
+/// Sim time zero on the drive's clock, ns since the epoch.
+pub const EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;
+
+/// Sensors and length of a recording.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// Camera.
+    pub camera: CameraConfig,
+    /// Lidar.
+    pub lidar: LidarConfig,
+    /// Run length, s (the family's default if `None`).
+    pub duration_secs: Option<f64>,
+    /// JPEG quality, 1..100.
+    pub jpeg_quality: u8,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        Self {
+            camera: CameraConfig::default(),
+            lidar: LidarConfig::default(),
+            duration_secs: None,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+/// How a recorded run went.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Family.
+    pub family: String,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated time, s.
+    pub duration_secs: f64,
+    /// Progress along the road, m.
+    pub progress_m: f64,
+    /// Failures.
+    pub events: Vec<SimEvent>,
+    /// Camera frames (= lidar sweeps) written.
+    pub frames: usize,
+}
+
+impl RunSummary {
+    /// True if the run had no failure (and, given the expert's progress, was not blocked).
+    #[must_use]
+    pub fn passed(&self, expert_progress_m: Option<f64>) -> bool {
+        self.events.is_empty() && !expert_progress_m.is_some_and(|e| blocked(self.progress_m, e))
+    }
+}
+
+fn stamp(time_secs: f64) -> u64 {
+    EPOCH_NANOS + (time_secs * 1e9).round() as u64
+}
+
+fn isometry(state: &VehicleState) -> Iso3 {
+    Iso3::from_parts(
+        Translation3::new(state.x, state.y, 0.0),
+        UnitQuaternion::from_euler_angles(0.0, 0.0, state.yaw),
+    )
+}
+
+/// Ego pose at `t` from the physics history (linear between samples).
+fn pose_at(history: &[(f64, VehicleState)], t: f64) -> Iso3 {
+    let i = history.partition_point(|(s, _)| *s < t - 1e-9).min(history.len() - 1);
+    if i == 0 {
+        return isometry(&history[0].1);
+    }
+    let ((t0, a), (t1, b)) = (history[i - 1], history[i]);
+    let w = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0);
+    isometry(&a).lerp_slerp(&isometry(&b), w)
+}
+
+fn objects_message(sim: &Sim, actors: &[Actor], stamp_nanos: u64) -> ObjectArray {
+    let road = &sim.scenario.road;
+    let objects = actors
+        .iter()
+        .map(|a| {
+            let (x, y, yaw) = a.pose(road);
+            let (l, w, h) = a.kind.size();
+            let pose = Iso3::from_parts(
+                Translation3::new(x, y, h / 2.0),
+                UnitQuaternion::from_euler_angles(0.0, 0.0, yaw),
+            );
+            let heading = road.centre(a.s).heading;
+            let (vx, vy) = (
+                a.speed_mps * heading.cos() - a.lateral_mps * heading.sin(),
+                a.speed_mps * heading.sin() + a.lateral_mps * heading.cos(),
+            );
+            Object {
+                id: a.id,
+                label: a.kind.label().into(),
+                pose: pose_from_isometry(&pose),
+                size: Vector3 { x: l, y: w, z: h },
+                velocity: Twist { linear: Vector3 { x: vx, y: vy, z: 0.0 }, angular: Vector3::default() },
+                truncation: -1.0,
+                occlusion: 3,
+                box_2d: [0.0; 4],
+            }
+        })
+        .collect();
+    ObjectArray { header: Header::new(stamp_nanos, frames::MAP), objects }
+}
+
+fn write_state(writer: &mut DriveWriter, time_secs: f64, state: &VehicleState) -> Result<()> {
+    let t = stamp(time_secs);
+    let map_from_base = isometry(state);
+    let tf =
+        TfMessage { transforms: vec![transform_stamped(t, frames::MAP, frames::BASE_LINK, &map_from_base)] };
+    writer.write(topics::TF, t, &tf)?;
+    let mut odom = Odometry {
+        header: Header::new(t, frames::MAP),
+        child_frame_id: frames::BASE_LINK.into(),
+        ..Odometry::default()
+    };
+    odom.pose.pose = pose_from_isometry(&map_from_base);
+    odom.twist.twist.linear.x = state.speed_mps;
+    odom.twist.twist.angular.z = state.yaw_rate_radps;
+    writer.write(topics::ODOMETRY, t, &odom)?;
+    Ok(())
+}
+
+/// Runs `scenario` with `driver` choosing each command and records it to `out`.
+pub fn record(
+    scenario: Scenario,
+    out: &Path,
+    options: &RecordOptions,
+    mut driver: impl FnMut(&Sim) -> AckermannDrive,
+) -> Result<RunSummary> {
+    let mut sim = Sim::new(scenario);
+    if let Some(duration) = options.duration_secs {
+        sim.scenario.duration_secs = duration;
+    }
+    let seed_mix = sim.scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sim.scenario.family.len() as u64;
+    let mut writer = DriveWriter::create(out)?;
+    let t0 = stamp(0.0);
+    let tf_static = TfMessage {
+        transforms: vec![
+            transform_stamped(
+                t0,
+                frames::BASE_LINK,
+                frames::CAMERA_FRONT,
+                &options.camera.base_link_from_camera(),
+            ),
+            transform_stamped(
+                t0,
+                frames::BASE_LINK,
+                frames::LIDAR_TOP,
+                &options.lidar.base_link_from_lidar(),
+            ),
+        ],
+    };
+    writer.write(topics::TF_STATIC, t0, &tf_static)?;
+    let mut summary = RunSummary {
+        family: sim.scenario.family.clone(),
+        seed: sim.scenario.seed,
+        duration_secs: 0.0,
+        progress_m: 0.0,
+        events: Vec::new(),
+        frames: 0,
+    };
+    let mut step = 0u64;
+    while !sim.done() {
+        let now = sim.time_secs();
+        write_state(&mut writer, now, sim.ego())?;
+        let command = driver(&sim);
+        let expert = sim.expert_command();
+        let header = Header::new(stamp(now), frames::BASE_LINK);
+        writer.write(
+            topics::COMMAND,
+            stamp(now),
+            &AckermannDriveStamped { header: header.clone(), drive: command },
+        )?;
+        writer.write(GT_EXPERT_COMMAND, stamp(now), &AckermannDriveStamped { header, drive: expert })?;
+        // Sensors fire on odd steps (0.05 s, 0.15 s, ...): the camera at that
+        // instant, mid-way through a sweep that started 0.05 s earlier.
+        let frame_actors = (step % 2 == 1).then(|| sim.actors().to_vec());
+        let result = sim.step(&command);
+        for event in &result.events {
+            let msg = Event {
+                header: Header::new(stamp(event.time_secs), frames::BASE_LINK),
+                kind: EventKind::Failure as u8,
+                category: event.category.as_str().into(),
+                detail: event.detail.clone(),
+                value: event.value,
+            };
+            writer.write(topics::EVENTS, stamp(event.time_secs), &msg)?;
+        }
+        summary.events.extend(result.events);
+        if let Some(actors) = frame_actors {
+            write_frame(&mut writer, &sim, &actors, now, options, seed_mix ^ step)?;
+            summary.frames += 1;
+        }
+        step += 1;
+    }
+    write_state(&mut writer, sim.time_secs(), sim.ego())?;
+    summary.duration_secs = sim.time_secs();
+    summary.progress_m = sim.progress_m();
+    writer.finish()?;
+    Ok(summary)
+}
+
+/// Camera at `camera_secs`, lidar sweep centred on it, ground truth.
+fn write_frame(
+    writer: &mut DriveWriter,
+    sim: &Sim,
+    actors: &[Actor],
+    camera_secs: f64,
+    options: &RecordOptions,
+    noise_seed: u64,
+) -> Result<()> {
+    let scene = Scene::build(&sim.scenario, actors);
+    let history = sim.history();
+    let t = stamp(camera_secs);
+    let frame = camera::render(
+        &scene,
+        &sim.scenario.environment,
+        &options.camera,
+        &pose_at(history, camera_secs),
+        noise_seed,
+    );
+    let jpeg = encode_jpeg(&frame.rgb, options.jpeg_quality)?;
+    writer.write(topics::CAMERA_INFO, t, &options.camera.camera_info(t))?;
+    let image =
+        CompressedImage { header: Header::new(t, frames::CAMERA_FRONT), format: "jpeg".into(), data: jpeg };
+    writer.write(topics::CAMERA_COMPRESSED, t, &image)?;
+    let depth = Image {
+        header: Header::new(t, frames::CAMERA_FRONT),
+        height: options.camera.height,
+        width: options.camera.width,
+        encoding: "32FC1".into(),
+        is_bigendian: 0,
+        step: options.camera.width * 4,
+        data: frame.depth_m.iter().flat_map(|d| d.to_le_bytes()).collect(),
+    };
+    writer.write(GT_DEPTH, t, &depth)?;
+    writer.write(GT_OBJECTS, t, &objects_message(sim, actors, t))?;
+    let sweep_start = camera_secs - options.lidar.sweep_secs() / 2.0;
+    let points = lidar::sweep(
+        &scene,
+        &options.lidar,
+        |dt| pose_at(history, sweep_start + dt),
+        noise_seed.rotate_left(17),
+    );
+    let cloud = to_point_cloud2(Header::new(stamp(sweep_start), frames::LIDAR_TOP), &points);
+    writer.write(topics::LIDAR, stamp(sweep_start), &cloud)?;
+    Ok(())
+}
+
+/// Records the expert driving `scenario`.
+pub fn record_expert(scenario: Scenario, out: &Path, options: &RecordOptions) -> Result<RunSummary> {
+    record(scenario, out, options, Sim::expert_command)
+}

@@ -1,0 +1,11 @@
+//! Sensors by ray casting against one scene: what the camera sees and what
+//! the lidar measures come from the same geometry, so lidar labels and
+//! camera images agree the way real sensors do.
+
+mod bvh;
+pub mod camera;
+pub mod lidar;
+mod scene;
+mod shade;
+
+pub use scene::{Hit, Material, Scene};

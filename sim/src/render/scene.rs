@@ -1,0 +1,248 @@
+//! The world as geometry: an analytic ground plane whose material comes
+//! from road coordinates (asphalt, paint, kerb, sidewalk, grass), and
+//! oriented boxes for buildings, trees, poles, vehicles, pedestrians and
+//! cones, in a BVH.
+
+use nalgebra::Vector3;
+
+use super::bvh::{Bvh, OrientedBox};
+use crate::actors::{Actor, ActorKind};
+use crate::road::{LANE_WIDTH_M, Road};
+use crate::scenario::{Scenario, SceneryKind};
+
+/// What a ray hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Material {
+    /// Road surface.
+    Asphalt,
+    /// Lane paint.
+    Paint,
+    /// Kerb stone.
+    Kerb,
+    /// Pavement.
+    Sidewalk,
+    /// Verge.
+    Grass,
+    /// Walls.
+    Building,
+    /// Tree trunk.
+    Trunk,
+    /// Tree crown.
+    Foliage,
+    /// Street pole.
+    Pole,
+    /// Vehicle body; the index picks its paint.
+    Car(u8),
+    /// Car windows.
+    Glass,
+    /// A person.
+    Pedestrian,
+    /// Traffic cone.
+    Cone,
+}
+
+impl Material {
+    /// Lidar reflectivity, 0..1.
+    #[must_use]
+    pub fn reflectivity(self) -> f64 {
+        match self {
+            Self::Asphalt => 0.08,
+            Self::Paint => 0.6,
+            Self::Kerb | Self::Sidewalk => 0.25,
+            Self::Grass | Self::Foliage => 0.35,
+            Self::Trunk | Self::Pole => 0.2,
+            Self::Car(_) => 0.5,
+            Self::Glass => 0.05,
+            Self::Building | Self::Pedestrian => 0.3,
+            Self::Cone => 0.9,
+        }
+    }
+}
+
+/// A ray hit.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    /// Distance along the (unit) ray, m.
+    pub t: f64,
+    /// Hit point in the map, m.
+    pub point: Vector3<f64>,
+    /// Surface normal.
+    pub normal: Vector3<f64>,
+    /// Material.
+    pub material: Material,
+    /// Actor id, if an actor was hit.
+    pub actor: Option<u32>,
+}
+
+/// One frozen instant of the world.
+pub struct Scene<'a> {
+    road: &'a Road,
+    bvh: Bvh,
+    objects: Vec<(Material, Option<u32>)>,
+}
+
+fn push(
+    boxes: &mut Vec<OrientedBox>,
+    objects: &mut Vec<(Material, Option<u32>)>,
+    centre: Vector3<f64>,
+    yaw: f64,
+    half: Vector3<f64>,
+    material: Material,
+    actor: Option<u32>,
+) {
+    boxes.push(OrientedBox { centre, yaw, half, object: objects.len() as u32 });
+    objects.push((material, actor));
+}
+
+impl<'a> Scene<'a> {
+    /// The scene of `scenario` with its actors where they are now.
+    #[must_use]
+    pub fn build(scenario: &'a Scenario, actors: &[Actor]) -> Self {
+        let road = &scenario.road;
+        let (mut boxes, mut objects) = (Vec::new(), Vec::new());
+        for item in &scenario.scenery {
+            let (x, y) = road.point(item.s, item.d);
+            let yaw = road.centre(item.s).heading;
+            match item.kind {
+                SceneryKind::Building => push(
+                    &mut boxes,
+                    &mut objects,
+                    Vector3::new(x, y, item.height_m / 2.0),
+                    yaw,
+                    Vector3::new(item.length_m / 2.0, item.depth_m / 2.0, item.height_m / 2.0),
+                    Material::Building,
+                    None,
+                ),
+                SceneryKind::Tree => {
+                    let trunk = item.height_m * 0.4;
+                    push(
+                        &mut boxes,
+                        &mut objects,
+                        Vector3::new(x, y, trunk / 2.0),
+                        yaw,
+                        Vector3::new(0.15, 0.15, trunk / 2.0),
+                        Material::Trunk,
+                        None,
+                    );
+                    let crown = item.height_m - trunk;
+                    push(
+                        &mut boxes,
+                        &mut objects,
+                        Vector3::new(x, y, trunk + crown / 2.0),
+                        yaw + 0.5,
+                        Vector3::new(1.4, 1.4, crown / 2.0),
+                        Material::Foliage,
+                        None,
+                    );
+                }
+                SceneryKind::Pole => push(
+                    &mut boxes,
+                    &mut objects,
+                    Vector3::new(x, y, item.height_m / 2.0),
+                    yaw,
+                    Vector3::new(0.12, 0.12, item.height_m / 2.0),
+                    Material::Pole,
+                    None,
+                ),
+            }
+        }
+        for actor in actors {
+            let (x, y, yaw) = actor.pose(road);
+            let (l, w, h) = actor.kind.size();
+            let id = Some(actor.id);
+            match actor.kind {
+                ActorKind::Vehicle | ActorKind::Parked => {
+                    let paint = Material::Car((actor.id % 6) as u8);
+                    push(
+                        &mut boxes,
+                        &mut objects,
+                        Vector3::new(x, y, 0.62),
+                        yaw,
+                        Vector3::new(l / 2.0, w / 2.0, 0.42),
+                        paint,
+                        id,
+                    );
+                    let (s, c) = yaw.sin_cos();
+                    let back = -0.35;
+                    push(
+                        &mut boxes,
+                        &mut objects,
+                        Vector3::new(x + back * c, y + back * s, 1.27),
+                        yaw,
+                        Vector3::new(l * 0.27, w / 2.0 - 0.08, h - 1.27),
+                        Material::Glass,
+                        id,
+                    );
+                }
+                ActorKind::Pedestrian => push(
+                    &mut boxes,
+                    &mut objects,
+                    Vector3::new(x, y, h / 2.0),
+                    yaw,
+                    Vector3::new(l / 2.0, w / 2.0, h / 2.0),
+                    Material::Pedestrian,
+                    id,
+                ),
+                ActorKind::Cone => push(
+                    &mut boxes,
+                    &mut objects,
+                    Vector3::new(x, y, h / 2.0),
+                    yaw,
+                    Vector3::new(l / 2.0, w / 2.0, h / 2.0),
+                    Material::Cone,
+                    id,
+                ),
+            }
+        }
+        Self { road, bvh: Bvh::new(boxes), objects }
+    }
+
+    /// Ground material at a map point.
+    #[must_use]
+    pub fn ground_material(&self, x: f64, y: f64) -> Material {
+        let (s, d) = self.road.project(x, y);
+        let half = self.road.half_width();
+        let a = d.abs();
+        if a > half + 3.5 {
+            return Material::Grass;
+        }
+        if a > half + 0.3 {
+            return Material::Sidewalk;
+        }
+        if a > half {
+            return Material::Kerb;
+        }
+        let edge_line = a > half - 0.35 && a < half - 0.2;
+        let centre_line = a < 0.08;
+        let divider = (1..self.road.lanes_each_way).any(|k| (a - f64::from(k) * LANE_WIDTH_M).abs() < 0.075)
+            && s.rem_euclid(9.0) < 3.0;
+        if edge_line || centre_line || divider { Material::Paint } else { Material::Asphalt }
+    }
+
+    /// First hit of the ray from `origin` along unit `dir` within `max_t`.
+    #[must_use]
+    pub fn cast(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> Option<Hit> {
+        let ground_t = if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY };
+        let limit = ground_t.min(max_t);
+        if let Some((t, normal, index)) = self.bvh.nearest(origin, dir, limit) {
+            let (material, actor) = self.objects[self.bvh.boxes[index].object as usize];
+            return Some(Hit { t, point: origin + dir * t, normal, material, actor });
+        }
+        (ground_t <= max_t).then(|| {
+            let point = origin + dir * ground_t;
+            Hit {
+                t: ground_t,
+                point,
+                normal: Vector3::z(),
+                material: self.ground_material(point.x, point.y),
+                actor: None,
+            }
+        })
+    }
+
+    /// True if anything blocks the ray within `max_t` (shadows).
+    #[must_use]
+    pub fn occluded(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> bool {
+        self.bvh.any(origin, dir, max_t)
+    }
+}
