@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use nalgebra::{Translation3, UnitQuaternion};
-use nines_datasets::drive::DriveWriter;
+use nines_datasets::drive::{DriveWriter, DriveWriterOptions};
 use nines_datasets::geometry::{Iso3, pose_from_isometry, transform_stamped};
 use nines_datasets::image::encode_jpeg;
 use nines_datasets::msg::{
@@ -168,7 +168,10 @@ pub fn record(
         sim.scenario.duration_secs = duration;
     }
     let seed_mix = sim.scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sim.scenario.family.len() as u64;
-    let mut writer = DriveWriter::create(out)?;
+    // zstd level 1: simulated sweeps are large and generated at many times
+    // real time; the larger file is the better trade there.
+    let mut writer =
+        DriveWriter::create_with(out, DriveWriterOptions { zstd_level: 1, ..DriveWriterOptions::default() })?;
     let t0 = stamp(0.0);
     let tf_static = TfMessage {
         transforms: vec![

@@ -2,8 +2,8 @@
 //! the lidar measures come from the same geometry, so lidar labels and
 //! camera images agree the way real sensors do.
 
-mod bvh;
 pub mod camera;
+mod grid;
 pub mod lidar;
 mod scene;
 mod shade;

@@ -1,11 +1,11 @@
 //! The world as geometry: an analytic ground plane whose material comes
 //! from road coordinates (asphalt, paint, kerb, sidewalk, grass), and
 //! oriented boxes for buildings, trees, poles, vehicles, pedestrians and
-//! cones, in a BVH.
+//! cones, in a ground grid.
 
 use nalgebra::Vector3;
 
-use super::bvh::{Bvh, OrientedBox};
+use super::grid::{Grid, OrientedBox};
 use crate::actors::{Actor, ActorKind};
 use crate::road::{LANE_WIDTH_M, Road};
 use crate::scenario::{Scenario, SceneryKind};
@@ -77,7 +77,7 @@ pub struct Hit {
 /// One frozen instant of the world.
 pub struct Scene<'a> {
     road: &'a Road,
-    bvh: Bvh,
+    grid: Grid,
     objects: Vec<(Material, Option<u32>)>,
 }
 
@@ -90,7 +90,7 @@ fn push(
     material: Material,
     actor: Option<u32>,
 ) {
-    boxes.push(OrientedBox { centre, yaw, half, object: objects.len() as u32 });
+    boxes.push(OrientedBox::new(centre, yaw, half, objects.len() as u32));
     objects.push((material, actor));
 }
 
@@ -194,7 +194,7 @@ impl<'a> Scene<'a> {
                 ),
             }
         }
-        Self { road, bvh: Bvh::new(boxes), objects }
+        Self { road, grid: Grid::new(boxes), objects }
     }
 
     /// Ground material at a map point.
@@ -223,9 +223,9 @@ impl<'a> Scene<'a> {
     #[must_use]
     pub fn cast(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> Option<Hit> {
         let ground_t = if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY };
-        let limit = ground_t.min(max_t);
-        if let Some((t, normal, index)) = self.bvh.nearest(origin, dir, limit) {
-            let (material, actor) = self.objects[self.bvh.boxes[index].object as usize];
+        let limit = ground_t.min(max_t).min(self.above_everything(origin, dir));
+        if let Some((t, normal, index)) = self.grid.cast(origin, dir, limit, false) {
+            let (material, actor) = self.objects[self.grid.boxes[index].object as usize];
             return Some(Hit { t, point: origin + dir * t, normal, material, actor });
         }
         (ground_t <= max_t).then(|| {
@@ -243,6 +243,11 @@ impl<'a> Scene<'a> {
     /// True if anything blocks the ray within `max_t` (shadows).
     #[must_use]
     pub fn occluded(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> bool {
-        self.bvh.any(origin, dir, max_t)
+        self.grid.cast(origin, dir, max_t.min(self.above_everything(origin, dir)), true).is_some()
+    }
+
+    /// Ray parameter where a rising ray passes the tallest object.
+    fn above_everything(&self, origin: &Vector3<f64>, dir: &Vector3<f64>) -> f64 {
+        if dir.z > 1e-9 { ((self.grid.top_z() - origin.z) / dir.z).max(0.0) } else { f64::INFINITY }
     }
 }

@@ -38,18 +38,62 @@ pub enum BenchArgs {
         #[arg(long)]
         python_decode: bool,
     },
+    /// Simulator real-time factor on one core: the expert driving a family,
+    /// camera and 32x1024 lidar at 10 Hz, recorded to a drive; at 256x128 and
+    /// at the default 512x256.
+    Sim {
+        /// Scenario family.
+        #[arg(long, default_value = "cut_in")]
+        family: String,
+        /// Simulated seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Where to write the drives.
+        #[arg(long, default_value = "target/nines-bench")]
+        out: PathBuf,
+    },
 }
 
 /// Runs a benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchArgs::Read { file, size_mb, generate_at, python, python_decode } = args;
-    let path = if let Some(file) = file {
-        file
-    } else {
-        generate_drive(&generate_at, size_mb * 1_000_000)?;
-        generate_at
-    };
-    bench_read(&path, python.as_deref(), python_decode)
+    match args {
+        BenchArgs::Read { file, size_mb, generate_at, python, python_decode } => {
+            let path = if let Some(file) = file {
+                file
+            } else {
+                generate_drive(&generate_at, size_mb * 1_000_000)?;
+                generate_at
+            };
+            bench_read(&path, python.as_deref(), python_decode)
+        }
+        BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
+    }
+}
+
+fn bench_sim(name: &str, duration: f64, out: &Path) -> anyhow::Result<()> {
+    use nines_sim::record::{RecordOptions, record_expert};
+    use nines_sim::render::camera::CameraConfig;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let spec = nines_sim::family(name)?;
+    for (width, height) in [(256, 128), (512, 256)] {
+        let options = RecordOptions {
+            camera: CameraConfig { width, height, ..CameraConfig::default() },
+            duration_secs: Some(duration),
+            ..RecordOptions::default()
+        };
+        let path = out.join(format!("sim-{width}x{height}.mcap"));
+        let started = Instant::now();
+        let summary = record_expert(spec.draw(name, 0), &path, &options)?;
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "{name} camera {width}x{height} + lidar 32x1024 at 10 Hz: {:.1} s simulated in {wall:.2} s on one core = {:.1}x real time ({} frames, {:.1} MB)",
+            summary.duration_secs,
+            summary.duration_secs / wall,
+            summary.frames,
+            std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6)
+        );
+    }
+    Ok(())
 }
 
 /// Writes a synthetic drive of at least `target_bytes` on disk, with realistic message sizes: JPEG-sized camera
