@@ -88,6 +88,8 @@ impl CameraConfig {
 }
 
 const GAMMA_STEPS: u32 = 4096;
+/// Side of the pixel blocks that share a list of candidate boxes.
+const TILE_PX: u32 = 16;
 
 /// One rendered frame.
 pub struct CameraFrame {
@@ -120,12 +122,16 @@ pub fn render(
         .collect();
     let mut rgb = RgbImage::new(config.width, config.height);
     let mut depth_m = vec![0.0f32; (config.width * config.height) as usize];
+    let tiles =
+        scene.screen_tiles(&map_from_camera.inverse(), f, cx, cy, config.width, config.height, TILE_PX);
+    let tiles_x = config.width.div_ceil(TILE_PX);
     for v in 0..config.height {
         for u in 0..config.width {
+            let candidates = &tiles[((v / TILE_PX) * tiles_x + u / TILE_PX) as usize];
             let optical = Vector3::new((f64::from(u) + 0.5 - cx) / f, (f64::from(v) + 0.5 - cy) / f, 1.0);
             let scale = optical.norm();
             let dir = map_from_camera.rotation * (optical / scale);
-            let hit = scene.cast(&origin, &dir, 500.0);
+            let hit = scene.cast_among(&origin, &dir, 500.0, candidates);
             if let Some(h) = &hit {
                 depth_m[(v * config.width + u) as usize] = (h.t / scale) as f32;
             }

@@ -21,6 +21,16 @@ impl OrientedBox {
         Self { centre, sin_cos: yaw.sin_cos(), half, object }
     }
 
+    /// The eight corners in the map.
+    pub fn corners(&self) -> [Vector3<f64>; 8] {
+        let (s, c) = self.sin_cos;
+        std::array::from_fn(|i| {
+            let sign = |bit: usize| if i & bit == 0 { -1.0 } else { 1.0 };
+            let (x, y, z) = (sign(1) * self.half.x, sign(2) * self.half.y, sign(4) * self.half.z);
+            self.centre + Vector3::new(x * c - y * s, x * s + y * c, z)
+        })
+    }
+
     /// Axis-aligned bounds in the map.
     fn bounds(&self) -> (Vector3<f64>, Vector3<f64>) {
         let (s, c) = self.sin_cos;

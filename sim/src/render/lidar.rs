@@ -12,6 +12,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::scene::Scene;
 
+/// Azimuth sectors that share a list of candidate boxes.
+const AZIMUTH_BINS: usize = 256;
+
 /// Lidar geometry, timing and noise.
 #[derive(Debug, Clone)]
 pub struct LidarConfig {
@@ -86,6 +89,16 @@ pub fn sweep(
         })
         .collect();
     let mut points = Vec::with_capacity(usize::from(config.beams) * usize::from(config.columns));
+    // Candidate boxes per azimuth sector, from the mid-sweep pose, widened by
+    // how far the sensor moves and turns during the sweep.
+    let (start, mid, end) = (
+        map_from_base_at(0.0),
+        map_from_base_at(config.sweep_secs() / 2.0),
+        map_from_base_at(config.sweep_secs()),
+    );
+    let travel = (end.translation.vector - start.translation.vector).norm() + 0.05;
+    let turn = start.rotation.angle_to(&end.rotation) + 0.01;
+    let sectors = scene.azimuth_bins(&(mid * base_from_lidar).inverse(), AZIMUTH_BINS, travel, turn);
     for column in 0..config.columns {
         let fraction = f64::from(column) / f64::from(config.columns);
         let dt = fraction * config.sweep_secs();
@@ -93,10 +106,16 @@ pub fn sweep(
         let origin = map_from_lidar.translation.vector;
         let azimuth = std::f64::consts::PI - std::f64::consts::TAU * fraction;
         let (sa, ca) = azimuth.sin_cos();
+        let sector =
+            (((azimuth + std::f64::consts::PI) / std::f64::consts::TAU * AZIMUTH_BINS as f64).floor()
+                as usize)
+                .min(AZIMUTH_BINS - 1);
         for &(ring, se, ce) in &beams {
             let local = Vector3::new(ce * ca, ce * sa, se);
             let dir = map_from_lidar.rotation * local;
-            let Some(hit) = scene.cast(&origin, &dir, config.max_range_m) else { continue };
+            let Some(hit) = scene.cast_among(&origin, &dir, config.max_range_m, &sectors[sector]) else {
+                continue;
+            };
             if rng.random::<f64>() < config.dropout {
                 continue;
             }

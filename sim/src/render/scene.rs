@@ -240,6 +240,126 @@ impl<'a> Scene<'a> {
         })
     }
 
+    /// First hit among the given boxes (indices from [`Scene::screen_tiles`])
+    /// or the ground: the camera's fast path.
+    #[must_use]
+    pub fn cast_among(
+        &self,
+        origin: &Vector3<f64>,
+        dir: &Vector3<f64>,
+        max_t: f64,
+        boxes: &[u32],
+    ) -> Option<Hit> {
+        let ground_t = if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY };
+        let mut limit = ground_t.min(max_t);
+        let mut best = None;
+        for &i in boxes {
+            if let Some((t, normal)) = self.grid.boxes[i as usize].intersect(origin, dir, limit) {
+                limit = t;
+                best = Some((t, normal, i));
+            }
+        }
+        if let Some((t, normal, i)) = best {
+            let (material, actor) = self.objects[self.grid.boxes[i as usize].object as usize];
+            return Some(Hit { t, point: origin + dir * t, normal, material, actor });
+        }
+        (ground_t <= max_t).then(|| {
+            let point = origin + dir * ground_t;
+            Hit {
+                t: ground_t,
+                point,
+                normal: Vector3::z(),
+                material: self.ground_material(point.x, point.y),
+                actor: None,
+            }
+        })
+    }
+
+    /// For a pinhole camera at `camera_from_map` (optical axes, focal `f`,
+    /// centre `cx, cy`, `width x height`), the boxes that may appear in each
+    /// `tile x tile` block of pixels, row-major by tile. A box partly behind
+    /// the camera counts for every tile.
+    #[must_use]
+    pub fn screen_tiles(
+        &self,
+        camera_from_map: &nines_datasets::geometry::Iso3,
+        f: f64,
+        cx: f64,
+        cy: f64,
+        width: u32,
+        height: u32,
+        tile: u32,
+    ) -> Vec<Vec<u32>> {
+        let (tiles_x, tiles_y) = (width.div_ceil(tile) as usize, height.div_ceil(tile) as usize);
+        let mut lists = vec![Vec::new(); tiles_x * tiles_y];
+        for (i, b) in self.grid.boxes.iter().enumerate() {
+            let corners = b.corners().map(|c| camera_from_map * nalgebra::Point3::from(c));
+            if corners.iter().all(|c| c.z <= 0.05) {
+                continue;
+            }
+            let (mut u0, mut u1, mut v0, mut v1) = (0.0, f64::from(width), 0.0, f64::from(height));
+            if corners.iter().all(|c| c.z > 0.05) {
+                let us = corners.iter().map(|c| f * c.x / c.z + cx);
+                let vs = corners.iter().map(|c| f * c.y / c.z + cy);
+                (u0, u1) = us.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), u| (lo.min(u), hi.max(u)));
+                (v0, v1) = vs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            }
+            let to_tile = |p: f64, n: usize| ((p / f64::from(tile)).floor().max(0.0) as usize).min(n);
+            let (tx0, tx1) = (to_tile(u0 - 1.0, tiles_x), to_tile(u1 + 1.0, tiles_x - 1));
+            let (ty0, ty1) = (to_tile(v0 - 1.0, tiles_y), to_tile(v1 + 1.0, tiles_y - 1));
+            if u1 < 0.0 || v1 < 0.0 || tx0 >= tiles_x || ty0 >= tiles_y {
+                continue;
+            }
+            for ty in ty0..=ty1 {
+                for tx in tx0..=tx1 {
+                    lists[ty * tiles_x + tx].push(i as u32);
+                }
+            }
+        }
+        lists
+    }
+
+    /// For a spinning sensor at `sensor_from_map` (z up), the boxes that may
+    /// be hit in each of `bins` azimuth sectors (bin 0 starts at -pi), widened
+    /// by `margin_m` of sensor travel and `margin_rad` of rotation. A box
+    /// within reach of the sensor counts for every sector.
+    #[must_use]
+    pub fn azimuth_bins(
+        &self,
+        sensor_from_map: &nines_datasets::geometry::Iso3,
+        bins: usize,
+        margin_m: f64,
+        margin_rad: f64,
+    ) -> Vec<Vec<u32>> {
+        use std::f64::consts::{PI, TAU};
+        let mut lists = vec![Vec::new(); bins];
+        let bin_of =
+            |a: f64| (((a + PI) / TAU * bins as f64).floor() as i64).rem_euclid(bins as i64) as usize;
+        for (i, b) in self.grid.boxes.iter().enumerate() {
+            let corners = b.corners().map(|c| sensor_from_map * nalgebra::Point3::from(c));
+            let centre = sensor_from_map * nalgebra::Point3::from(b.centre);
+            let near = corners.iter().map(|c| c.x.hypot(c.y)).fold(f64::INFINITY, f64::min);
+            if near <= margin_m + b.half.x.hypot(b.half.y) + 0.5 {
+                lists.iter_mut().for_each(|l| l.push(i as u32));
+                continue;
+            }
+            let mid = centre.y.atan2(centre.x);
+            let wrap = |a: f64| (a - mid + PI).rem_euclid(TAU) - PI;
+            let (lo, hi) = corners
+                .iter()
+                .map(|c| wrap(c.y.atan2(c.x)))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), a| (l.min(a), h.max(a)));
+            let widen = margin_rad + (margin_m / near).min(1.0).asin();
+            let (from, to) = (mid + lo - widen, mid + hi + widen);
+            let steps = (((to - from) / TAU * bins as f64).ceil() as usize + 1).min(bins);
+            let first = bin_of(from);
+            for k in 0..steps {
+                lists[(first + k) % bins].push(i as u32);
+            }
+        }
+        lists
+    }
+
     /// True if anything blocks the ray within `max_t` (shadows).
     #[must_use]
     pub fn occluded(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> bool {
