@@ -40,7 +40,9 @@ fn tiled_camera_matches_full_ray_casting() {
             for u in 0..config.width {
                 let optical = Vector3::new((f64::from(u) + 0.5 - cx) / f, (f64::from(v) + 0.5 - cy) / f, 1.0);
                 let dir = map_from_camera.rotation * optical.normalize();
-                let full = scene.cast(&map_from_camera.translation.vector, &dir, 500.0).map_or(0.0, |h| (h.t / optical.norm()) as f32);
+                let full = scene
+                    .cast(&map_from_camera.translation.vector, &dir, 500.0)
+                    .map_or(0.0, |h| (h.t / optical.norm()) as f32);
                 assert_eq!(frame.depth_m[(v * config.width + u) as usize], full, "{name} pixel ({u}, {v})");
             }
         }
@@ -55,7 +57,13 @@ fn lidar_sectors_match_full_ray_casting() {
         let scene = Scene::build(&sim.scenario, sim.actors());
         let start = pose(&sim);
         // The sensor drives 1.5 m and turns 0.03 rad during the sweep.
-        let at = |dt: f64| start * Iso3::from_parts(Translation3::new(15.0 * dt, 0.0, 0.0), UnitQuaternion::from_euler_angles(0.0, 0.0, 0.3 * dt));
+        let at = |dt: f64| {
+            start
+                * Iso3::from_parts(
+                    Translation3::new(15.0 * dt, 0.0, 0.0),
+                    UnitQuaternion::from_euler_angles(0.0, 0.0, 0.3 * dt),
+                )
+        };
         let points = sweep(&scene, &config, at, 0);
         let mut expected = 0;
         for column in 0..config.columns {
@@ -64,12 +72,24 @@ fn lidar_sectors_match_full_ray_casting() {
             let azimuth = std::f64::consts::PI - std::f64::consts::TAU * fraction;
             for ring in 0..config.beams {
                 let elevation = (-25.0 + 40.0 * f64::from(ring) / 31.0f64).to_radians();
-                let local = Vector3::new(elevation.cos() * azimuth.cos(), elevation.cos() * azimuth.sin(), elevation.sin());
-                if let Some(hit) = scene.cast(&map_from_lidar.translation.vector, &(map_from_lidar.rotation * local), config.max_range_m) {
+                let local = Vector3::new(
+                    elevation.cos() * azimuth.cos(),
+                    elevation.cos() * azimuth.sin(),
+                    elevation.sin(),
+                );
+                if let Some(hit) = scene.cast(
+                    &map_from_lidar.translation.vector,
+                    &(map_from_lidar.rotation * local),
+                    config.max_range_m,
+                ) {
                     let p = points[expected];
                     let range = f64::from(p.x).hypot(f64::from(p.y)).hypot(f64::from(p.z));
                     assert_eq!(p.ring, ring, "{name} column {column}");
-                    assert!((range - hit.t).abs() < 1e-4, "{name} column {column} ring {ring}: {range} vs {}", hit.t);
+                    assert!(
+                        (range - hit.t).abs() < 1e-4,
+                        "{name} column {column} ring {ring}: {range} vs {}",
+                        hit.t
+                    );
                     expected += 1;
                 }
             }

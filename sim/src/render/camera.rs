@@ -123,7 +123,7 @@ pub fn render(
     let mut rgb = RgbImage::new(config.width, config.height);
     let mut depth_m = vec![0.0f32; (config.width * config.height) as usize];
     let tiles =
-        scene.screen_tiles(&map_from_camera.inverse(), f, cx, cy, config.width, config.height, TILE_PX);
+        scene.screen_tiles(&map_from_camera.inverse(), (f, cx, cy), (config.width, config.height), TILE_PX);
     let tiles_x = config.width.div_ceil(TILE_PX);
     for v in 0..config.height {
         for u in 0..config.width {

@@ -275,19 +275,16 @@ impl<'a> Scene<'a> {
         })
     }
 
-    /// For a pinhole camera at `camera_from_map` (optical axes, focal `f`,
-    /// centre `cx, cy`, `width x height`), the boxes that may appear in each
+    /// For a pinhole camera at `camera_from_map` (optical axes, intrinsics
+    /// `(f, cx, cy)`, image `(width, height)`), the boxes that may appear in each
     /// `tile x tile` block of pixels, row-major by tile. A box partly behind
     /// the camera counts for every tile.
     #[must_use]
     pub fn screen_tiles(
         &self,
         camera_from_map: &nines_datasets::geometry::Iso3,
-        f: f64,
-        cx: f64,
-        cy: f64,
-        width: u32,
-        height: u32,
+        (f, cx, cy): (f64, f64, f64),
+        (width, height): (u32, u32),
         tile: u32,
     ) -> Vec<Vec<u32>> {
         let (tiles_x, tiles_y) = (width.div_ceil(tile) as usize, height.div_ceil(tile) as usize);
@@ -340,7 +337,9 @@ impl<'a> Scene<'a> {
             let centre = sensor_from_map * nalgebra::Point3::from(b.centre);
             let near = corners.iter().map(|c| c.x.hypot(c.y)).fold(f64::INFINITY, f64::min);
             if near <= margin_m + b.half.x.hypot(b.half.y) + 0.5 {
-                lists.iter_mut().for_each(|l| l.push(i as u32));
+                for list in &mut lists {
+                    list.push(i as u32);
+                }
                 continue;
             }
             let mid = centre.y.atan2(centre.x);
