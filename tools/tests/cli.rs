@@ -100,3 +100,63 @@ fn demo_runs_on_the_real_frame() {
     assert!(text(&out).contains("demo done"), "{}", text(&out));
     assert!(dir.path().join("kitti-000008.mcap").exists());
 }
+
+#[test]
+fn sim_lists_runs_and_batches() {
+    let out = nines(&["sim", "list"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let drive = dir.path().join("run.mcap");
+    let d = drive.to_str().unwrap();
+    let out = nines(&[
+        "sim",
+        "run",
+        "--family",
+        "lead_brake",
+        "--seed",
+        "3",
+        "--duration",
+        "1",
+        "--width",
+        "64",
+        "--height",
+        "32",
+        "--out",
+        d,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("lead_brake-3") && text(&out).contains("pass"), "{}", text(&out));
+    let out = nines(&["inspect", "--json", d]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["sync"]["frames"], 10);
+
+    let batch = dir.path().join("batch");
+    let args = [
+        "sim",
+        "batch",
+        "--families",
+        "straight,fog",
+        "--seeds",
+        "0..2",
+        "--duration",
+        "0.5",
+        "--width",
+        "64",
+        "--height",
+        "32",
+        "--jobs",
+        "2",
+        "--out",
+    ];
+    let out = nines(&[&args[..], &[batch.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    for name in ["straight-0", "straight-1", "fog-0", "fog-1"] {
+        assert!(batch.join(format!("{name}.mcap")).exists(), "{name}");
+    }
+    let out = nines(&["sim", "run", "--family", "nope", "--out", d]);
+    assert!(!out.status.success() && text(&out).contains("known families: straight"), "{}", text(&out));
+    let out = nines(&["sim", "batch", "--seeds", "5..5", "--out", batch.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("empty"), "{}", text(&out));
+}
