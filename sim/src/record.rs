@@ -156,12 +156,29 @@ fn write_state(writer: &mut DriveWriter, time_secs: f64, state: &VehicleState) -
     Ok(())
 }
 
-/// Runs `scenario` with `driver` choosing each command and records it to `out`.
+/// What a driver sees at each control step: the newest camera frame (taken
+/// 0.05 s before the step, as a real pipeline would deliver it) and the
+/// vehicle's own state, plus the simulator for privileged drivers.
+pub struct Observation<'a> {
+    /// Sim time, s.
+    pub time_secs: f64,
+    /// Newest camera frame and its sim time, s (none before the first).
+    pub camera: Option<(f64, &'a image::RgbImage)>,
+    /// Odometry speed, m/s.
+    pub speed_mps: f64,
+    /// The simulator (the expert uses its privileged state; a camera-only
+    /// driver must not).
+    pub sim: &'a Sim,
+}
+
+/// Runs `scenario` with `driver` choosing each command from what it observes
+/// and records it to `out`. The expert runs in shadow on
+/// /sim/ground_truth/expert_command whoever drives.
 pub fn record(
     scenario: Scenario,
     out: &Path,
     options: &RecordOptions,
-    mut driver: impl FnMut(&Sim) -> AckermannDrive,
+    mut driver: impl FnMut(&Observation<'_>) -> AckermannDrive,
 ) -> Result<RunSummary> {
     let mut sim = Sim::new(scenario);
     if let Some(duration) = options.duration_secs {
@@ -199,10 +216,16 @@ pub fn record(
         frames: 0,
     };
     let mut step = 0u64;
+    let mut last_frame: Option<(f64, image::RgbImage)> = None;
     while !sim.done() {
         let now = sim.time_secs();
         write_state(&mut writer, now, sim.ego())?;
-        let command = driver(&sim);
+        let command = driver(&Observation {
+            time_secs: now,
+            camera: last_frame.as_ref().map(|(t, img)| (*t, img)),
+            speed_mps: sim.ego().speed_mps,
+            sim: &sim,
+        });
         let expert = sim.expert_command();
         let header = Header::new(stamp(now), frames::BASE_LINK);
         writer.write(
@@ -227,7 +250,8 @@ pub fn record(
         }
         summary.events.extend(result.events);
         if let Some(actors) = frame_actors {
-            write_frame(&mut writer, &sim, &actors, now, options, seed_mix ^ step)?;
+            let rgb = write_frame(&mut writer, &sim, &actors, now, options, seed_mix ^ step)?;
+            last_frame = Some((now, rgb));
             summary.frames += 1;
         }
         step += 1;
@@ -239,7 +263,7 @@ pub fn record(
     Ok(summary)
 }
 
-/// Camera at `camera_secs`, lidar sweep centred on it, ground truth.
+/// Camera at `camera_secs`, lidar sweep centred on it, ground truth; returns the camera image.
 fn write_frame(
     writer: &mut DriveWriter,
     sim: &Sim,
@@ -247,7 +271,7 @@ fn write_frame(
     camera_secs: f64,
     options: &RecordOptions,
     noise_seed: u64,
-) -> Result<()> {
+) -> Result<image::RgbImage> {
     let scene = Scene::build(&sim.scenario, actors);
     let history = sim.history();
     let t = stamp(camera_secs);
@@ -283,10 +307,10 @@ fn write_frame(
     );
     let cloud = to_point_cloud2(Header::new(stamp(sweep_start), frames::LIDAR_TOP), &points);
     writer.write(topics::LIDAR, stamp(sweep_start), &cloud)?;
-    Ok(())
+    Ok(frame.rgb)
 }
 
 /// Records the expert driving `scenario`.
 pub fn record_expert(scenario: Scenario, out: &Path, options: &RecordOptions) -> Result<RunSummary> {
-    record(scenario, out, options, Sim::expert_command)
+    record(scenario, out, options, |observation| observation.sim.expert_command())
 }

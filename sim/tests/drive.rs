@@ -77,10 +77,10 @@ fn inverse_depth_at(depth: &[f32], width: usize, height: usize, px: &Point2<f64>
 /// Lidar points, de-skewed to the camera time and projected with the
 /// logged calibration, land where the ground-truth depth equals their
 /// camera z.
-fn check_geometry(name: &str) -> (f64, f64, usize) {
+fn check_geometry(name: &str, options: &RecordOptions) -> (f64, f64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drive.mcap");
-    record_expert(family(name).unwrap().draw(name, 1), &path, &small()).unwrap();
+    record_expert(family(name).unwrap().draw(name, 1), &path, options).unwrap();
     let reader = DriveReader::open(&path).unwrap();
     let tf_static = reader.read_topic::<TfMessage>(topics::TF_STATIC).unwrap();
     let tree = StaticTransforms::from_messages(tf_static.iter().map(|(_, m)| m));
@@ -147,9 +147,17 @@ fn check_geometry(name: &str) -> (f64, f64, usize) {
 fn lidar_and_camera_agree_on_every_family() {
     let mut report = Vec::new();
     for (name, _) in FAMILIES {
-        let (median, within, n) = check_geometry(name);
+        let (median, within, n) = check_geometry(name, &small());
         report.push(format!("{name}: median {median:.4}, within 1% {within:.3} over {n} points"));
         assert!(n > 1000 && median <= 0.01 && within >= 0.95, "{}", report.join("\n"));
     }
     eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn lidar_and_a_distorted_camera_agree() {
+    let mut options = small();
+    options.camera.distortion = [-0.25, 0.06, 0.001, -0.0015, 0.0];
+    let (median, within, n) = check_geometry("parked_street", &options);
+    assert!(n > 1000 && median <= 0.01 && within >= 0.95, "median {median}, within {within}, {n} points");
 }

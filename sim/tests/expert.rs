@@ -99,3 +99,27 @@ fn the_monitor_catches_bad_driving() {
     });
     assert!(careless.contains(&"collision_pedestrian"), "{careless:?}");
 }
+
+#[test]
+fn a_camera_driver_sees_frames_in_lockstep() {
+    use nines_sim::record::{RecordOptions, record};
+    use nines_sim::render::camera::CameraConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let options = RecordOptions {
+        camera: CameraConfig { width: 64, height: 32, ..CameraConfig::default() },
+        duration_secs: Some(1.0),
+        ..RecordOptions::default()
+    };
+    let mut seen = Vec::new();
+    // A driver that only looks at the camera and its speed: holds speed, steers straight.
+    let summary = record(family("straight").unwrap().draw("straight", 0), &dir.path().join("d.mcap"), &options, |obs| {
+        seen.push(obs.camera.map(|(t, img)| (t, img.dimensions())));
+        nines_datasets::msg::AckermannDrive { speed: obs.speed_mps as f32, ..Default::default() }
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 20, "20 Hz for 1 s");
+    assert_eq!(seen[0], None, "no frame before the first");
+    // The frame taken at 0.05 s reaches the driver at 0.1 s.
+    assert_eq!(seen[2], Some((0.05, (64, 32))));
+    assert_eq!(summary.frames, 10);
+}

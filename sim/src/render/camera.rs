@@ -32,6 +32,8 @@ pub struct CameraConfig {
     pub exposure: f64,
     /// Pixel noise, standard deviation in 0..1 units.
     pub noise: f64,
+    /// plumb_bob distortion k1 k2 p1 p2 k3 (all zero: ideal pinhole).
+    pub distortion: [f64; 5],
 }
 
 impl Default for CameraConfig {
@@ -45,6 +47,7 @@ impl Default for CameraConfig {
             pitch_down_deg: 2.0,
             exposure: 1.0,
             noise: 0.01,
+            distortion: [0.0; 5],
         }
     }
 }
@@ -69,7 +72,7 @@ impl CameraConfig {
         )
     }
 
-    /// The calibration message (ideal pinhole, no distortion).
+    /// The calibration message: pinhole intrinsics and plumb_bob distortion.
     #[must_use]
     pub fn camera_info(&self, stamp_nanos: u64) -> CameraInfo {
         let (f, cx, cy) = (self.focal_px(), f64::from(self.width) / 2.0, f64::from(self.height) / 2.0);
@@ -78,7 +81,7 @@ impl CameraConfig {
             height: self.height,
             width: self.width,
             distortion_model: "plumb_bob".into(),
-            d: vec![0.0; 5],
+            d: self.distortion.to_vec(),
             k: [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0],
             r: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
             p: [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
@@ -122,16 +125,30 @@ pub fn render(
         .collect();
     let mut rgb = RgbImage::new(config.width, config.height);
     let mut depth_m = vec![0.0f32; (config.width * config.height) as usize];
+    // Rays through distorted pixels come from the calibrated model; box
+    // culling by projected corners assumes straight edges, so it is used
+    // only for an ideal pinhole.
+    let distorted = config.distortion.iter().any(|c| *c != 0.0);
+    let model = nines_datasets::calib::CameraModel::from_camera_info(&config.camera_info(0), "sim camera")
+        .ok()
+        .filter(|_| distorted);
     let tiles =
         scene.screen_tiles(&map_from_camera.inverse(), (f, cx, cy), (config.width, config.height), TILE_PX);
     let tiles_x = config.width.div_ceil(TILE_PX);
     for v in 0..config.height {
         for u in 0..config.width {
             let candidates = &tiles[((v / TILE_PX) * tiles_x + u / TILE_PX) as usize];
-            let optical = Vector3::new((f64::from(u) + 0.5 - cx) / f, (f64::from(v) + 0.5 - cy) / f, 1.0);
+            let optical = match &model {
+                Some(m) => m.unproject(&nalgebra::Point2::new(f64::from(u) + 0.5, f64::from(v) + 0.5)),
+                None => Vector3::new((f64::from(u) + 0.5 - cx) / f, (f64::from(v) + 0.5 - cy) / f, 1.0),
+            };
             let scale = optical.norm();
             let dir = map_from_camera.rotation * (optical / scale);
-            let hit = scene.cast_among(&origin, &dir, 500.0, candidates);
+            let hit = if model.is_some() {
+                scene.cast(&origin, &dir, 500.0)
+            } else {
+                scene.cast_among(&origin, &dir, 500.0, candidates)
+            };
             if let Some(h) = &hit {
                 depth_m[(v * config.width + u) as usize] = (h.t / scale) as f32;
             }
