@@ -37,7 +37,8 @@ impl Segment {
     }
 }
 
-/// A placed segment: start pose and start s.
+/// A placed segment: start pose and start s, with the trigonometry that
+/// projection needs computed once.
 #[derive(Debug, Clone, Copy)]
 struct Placed {
     segment: Segment,
@@ -45,7 +46,49 @@ struct Placed {
     x0: f64,
     y0: f64,
     heading0: f64,
+    cos0: f64,
+    sin0: f64,
+    /// Arcs: centre of the circle and the angle of the start point around it.
+    centre: (f64, f64),
+    start_angle: f64,
+    /// End point and heading (sin, cos).
+    end: (f64, f64, f64, f64),
 }
+
+impl Placed {
+    fn new(segment: Segment, s0: f64, x0: f64, y0: f64, heading0: f64) -> Self {
+        let (sin0, cos0) = heading0.sin_cos();
+        let (centre, start_angle) = match segment {
+            Segment::Straight { .. } => ((0.0, 0.0), 0.0),
+            Segment::Arc { radius, angle } => {
+                let side = angle.signum();
+                let (cx, cy) = (x0 - side * radius * sin0, y0 + side * radius * cos0);
+                ((cx, cy), (y0 - cy).atan2(x0 - cx))
+            }
+        };
+        let mut placed = Self {
+            segment,
+            s0,
+            x0,
+            y0,
+            heading0,
+            cos0,
+            sin0,
+            centre,
+            start_angle,
+            end: (x0, y0, sin0, cos0),
+        };
+        let end = pose_in(&placed, segment.length());
+        let (sin1, cos1) = end.heading.sin_cos();
+        placed.end = (end.x, end.y, sin1, cos1);
+        placed
+    }
+}
+
+/// Side of the cells of the segment index, m.
+const INDEX_CELL_M: f64 = 10.0;
+/// How far beside the centre line the index reaches, m (beyond: plain verge).
+pub const INDEX_REACH_M: f64 = 20.0;
 
 /// A point on the centre line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +110,10 @@ pub struct Road {
     length: f64,
     /// Lanes in each direction.
     pub lanes_each_way: u8,
+    /// Segments passing within [`INDEX_REACH_M`] of each cell: origin, size, lists.
+    index_origin: (f64, f64),
+    index_size: (usize, usize),
+    index: Vec<Vec<u16>>,
 }
 
 impl Road {
@@ -76,12 +123,82 @@ impl Road {
         let (mut s, mut x, mut y, mut heading) = (0.0, 0.0, 0.0, 0.0);
         let mut placed = Vec::with_capacity(segments.len());
         for segment in segments {
-            placed.push(Placed { segment: *segment, s0: s, x0: x, y0: y, heading0: heading });
+            placed.push(Placed::new(*segment, s, x, y, heading));
             let end = pose_in(&placed[placed.len() - 1], segment.length());
             (x, y, heading) = (end.x, end.y, end.heading);
             s += segment.length();
         }
-        Self { placed, length: s, lanes_each_way: lanes_each_way.clamp(1, 3) }
+        let mut road = Self {
+            placed,
+            length: s,
+            lanes_each_way: lanes_each_way.clamp(1, 3),
+            index_origin: (0.0, 0.0),
+            index_size: (0, 0),
+            index: Vec::new(),
+        };
+        road.build_index();
+        road
+    }
+
+    /// Fills the segment index by sampling each segment every metre.
+    fn build_index(&mut self) {
+        let reach = INDEX_REACH_M + INDEX_CELL_M;
+        let samples: Vec<(usize, f64, f64)> = self
+            .placed
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let len = p.segment.length();
+                let n = len.ceil().max(1.0) as usize;
+                (0..=n).map(move |k| (i, p, len * k as f64 / n as f64))
+            })
+            .map(|(i, p, u)| {
+                let c = pose_in(p, u);
+                (i, c.x, c.y)
+            })
+            .collect();
+        let (mut lo, mut hi) = ((f64::INFINITY, f64::INFINITY), (f64::NEG_INFINITY, f64::NEG_INFINITY));
+        for (_, x, y) in &samples {
+            lo = (lo.0.min(*x - reach), lo.1.min(*y - reach));
+            hi = (hi.0.max(*x + reach), hi.1.max(*y + reach));
+        }
+        let size = (
+            ((hi.0 - lo.0) / INDEX_CELL_M).ceil() as usize + 1,
+            ((hi.1 - lo.1) / INDEX_CELL_M).ceil() as usize + 1,
+        );
+        let mut index = vec![Vec::new(); size.0 * size.1];
+        let cells = (reach / INDEX_CELL_M).ceil() as i64;
+        for (i, x, y) in samples {
+            let (cx, cy) = (((x - lo.0) / INDEX_CELL_M) as i64, ((y - lo.1) / INDEX_CELL_M) as i64);
+            for gy in (cy - cells).max(0)..=(cy + cells).min(size.1 as i64 - 1) {
+                for gx in (cx - cells).max(0)..=(cx + cells).min(size.0 as i64 - 1) {
+                    let list: &mut Vec<u16> = &mut index[gy as usize * size.0 + gx as usize];
+                    if list.last() != Some(&(i as u16)) && !list.contains(&(i as u16)) {
+                        list.push(i as u16);
+                    }
+                }
+            }
+        }
+        self.index_origin = lo;
+        self.index_size = size;
+        self.index = index;
+    }
+
+    /// Road coordinates of a point within [`INDEX_REACH_M`] of the centre
+    /// line (checking only nearby segments); `None` for points further away.
+    /// The renderer's fast path: most of the world is not road.
+    #[must_use]
+    pub fn project_near(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let (gx, gy) = ((x - self.index_origin.0) / INDEX_CELL_M, (y - self.index_origin.1) / INDEX_CELL_M);
+        if gx < 0.0 || gy < 0.0 || gx >= self.index_size.0 as f64 || gy >= self.index_size.1 as f64 {
+            return None;
+        }
+        let list = &self.index[gy as usize * self.index_size.0 + gx as usize];
+        if list.is_empty() {
+            return None;
+        }
+        let best = self.project_among(x, y, list.iter().map(|i| usize::from(*i)));
+        (best.1.abs() <= INDEX_REACH_M).then_some(best)
     }
 
     /// Total length, m.
@@ -124,25 +241,26 @@ impl Road {
     /// Road coordinates (s, d) of a map point: the nearest centre-line point.
     #[must_use]
     pub fn project(&self, x: f64, y: f64) -> (f64, f64) {
+        self.project_among(x, y, 0..self.placed.len())
+    }
+
+    fn project_among(&self, x: f64, y: f64, segments: impl Iterator<Item = usize>) -> (f64, f64) {
         let mut best = (0.0, f64::INFINITY);
-        for (i, p) in self.placed.iter().enumerate() {
+        for i in segments {
+            let p = &self.placed[i];
             let len = p.segment.length();
             let (mut u, d) = match p.segment {
                 Segment::Straight { .. } => {
                     let (dx, dy) = (x - p.x0, y - p.y0);
-                    let (c, s) = (p.heading0.cos(), p.heading0.sin());
+                    let (c, s) = (p.cos0, p.sin0);
                     (dx * c + dy * s, -dx * s + dy * c)
                 }
                 Segment::Arc { radius, angle } => {
                     let side = angle.signum();
-                    let (cx, cy) =
-                        (p.x0 - side * radius * p.heading0.sin(), p.y0 + side * radius * p.heading0.cos());
-                    let (dx, dy) = (x - cx, y - cy);
-                    let dist = dx.hypot(dy);
+                    let (dx, dy) = (x - p.centre.0, y - p.centre.1);
+                    let dist = (dx * dx + dy * dy).sqrt();
                     // Angle swept from the segment start, around the centre.
-                    let start = (p.y0 - cy).atan2(p.x0 - cx);
-                    let now = dy.atan2(dx);
-                    let swept = wrap(side * (now - start));
+                    let swept = wrap(side * (dy.atan2(dx) - p.start_angle));
                     (swept * radius, side * (radius - dist))
                 }
             };
@@ -151,12 +269,12 @@ impl Road {
             let last = i + 1 == self.placed.len();
             let outside = (u < 0.0 && !first) || (u > len && !last);
             if outside {
+                // Nearest is the segment's start or end point.
+                let (px, py, sin, cos) = if u < 0.0 { (p.x0, p.y0, p.sin0, p.cos0) } else { p.end };
                 u = u.clamp(0.0, len);
-                let (px, py) = self.point(p.s0 + u, 0.0);
-                let dist = (x - px).hypot(y - py);
+                let dist = ((x - px) * (x - px) + (y - py) * (y - py)).sqrt();
                 if dist < best.1.abs() {
-                    let c = self.centre(p.s0 + u);
-                    let sign = (-(x - px) * c.heading.sin() + (y - py) * c.heading.cos()).signum();
+                    let sign = (-(x - px) * sin + (y - py) * cos).signum();
                     best = (p.s0 + u, sign * dist);
                 }
             } else if d.abs() < best.1.abs() {
@@ -229,8 +347,11 @@ mod tests {
                 let (x, y) = r.point(s, d);
                 let (s2, d2) = r.project(x, y);
                 assert!((s2 - s).abs() < 1e-6 && (d2 - d).abs() < 1e-6, "({s}, {d}) -> ({s2}, {d2})");
+                assert_eq!(r.project_near(x, y), Some((s2, d2)), "the index agrees");
             }
         }
+        let (x, y) = r.point(60.0, 35.0);
+        assert_eq!(r.project_near(x, y), None, "35 m from the centre line is beyond the index");
         assert_eq!(r.lane_centre(0), -1.75);
         assert_eq!(r.lane_centre(1), -5.25);
     }

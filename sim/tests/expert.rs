@@ -112,10 +112,15 @@ fn a_camera_driver_sees_frames_in_lockstep() {
     };
     let mut seen = Vec::new();
     // A driver that only looks at the camera and its speed: holds speed, steers straight.
-    let summary = record(family("straight").unwrap().draw("straight", 0), &dir.path().join("d.mcap"), &options, |obs| {
-        seen.push(obs.camera.map(|(t, img)| (t, img.dimensions())));
-        nines_datasets::msg::AckermannDrive { speed: obs.speed_mps as f32, ..Default::default() }
-    })
+    let summary = record(
+        family("straight").unwrap().draw("straight", 0),
+        &dir.path().join("d.mcap"),
+        &options,
+        |obs| {
+            seen.push(obs.camera.map(|(t, img)| (t, img.dimensions())));
+            nines_datasets::msg::AckermannDrive { speed: obs.speed_mps as f32, ..Default::default() }
+        },
+    )
     .unwrap();
     assert_eq!(seen.len(), 20, "20 Hz for 1 s");
     assert_eq!(seen[0], None, "no frame before the first");

@@ -200,7 +200,7 @@ impl<'a> Scene<'a> {
     /// Ground material at a map point.
     #[must_use]
     pub fn ground_material(&self, x: f64, y: f64) -> Material {
-        let (s, d) = self.road.project(x, y);
+        let Some((s, d)) = self.road.project_near(x, y) else { return Material::Grass };
         let half = self.road.half_width();
         let a = d.abs();
         if a > half + 3.5 {
