@@ -11,7 +11,7 @@ use nines_datasets::geometry::{Iso3, pose_from_isometry, transform_stamped};
 use nines_datasets::image::encode_jpeg;
 use nines_datasets::msg::{
     AckermannDrive, AckermannDriveStamped, CompressedImage, Event, EventKind, Header, Image, Object,
-    ObjectArray, Odometry, TfMessage, Twist, Vector3,
+    ObjectArray, TfMessage, Twist, Vector3,
 };
 use nines_datasets::pointcloud::to_point_cloud2;
 use nines_datasets::topics::{self, frames};
@@ -139,21 +139,10 @@ fn objects_message(sim: &Sim, actors: &[Actor], stamp_nanos: u64) -> ObjectArray
 }
 
 fn write_state(writer: &mut DriveWriter, time_secs: f64, state: &VehicleState) -> Result<()> {
-    let t = stamp(time_secs);
-    let map_from_base = isometry(state);
-    let tf =
-        TfMessage { transforms: vec![transform_stamped(t, frames::MAP, frames::BASE_LINK, &map_from_base)] };
-    writer.write(topics::TF, t, &tf)?;
-    let mut odom = Odometry {
-        header: Header::new(t, frames::MAP),
-        child_frame_id: frames::BASE_LINK.into(),
-        ..Odometry::default()
-    };
-    odom.pose.pose = pose_from_isometry(&map_from_base);
-    odom.twist.twist.linear.x = state.speed_mps;
-    odom.twist.twist.angular.z = state.yaw_rate_radps;
-    writer.write(topics::ODOMETRY, t, &odom)?;
-    Ok(())
+    let mut twist = Twist::default();
+    twist.linear.x = state.speed_mps;
+    twist.angular.z = state.yaw_rate_radps;
+    Ok(writer.write_ego_state(stamp(time_secs), &isometry(state), twist)?)
 }
 
 /// What a driver sees at each control step: the newest camera frame (taken

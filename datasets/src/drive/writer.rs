@@ -196,6 +196,29 @@ impl DriveWriter {
         self.inner.write_to_known_channel(&header, data).map_err(|e| self.mcap_err(e))
     }
 
+    /// Writes the ego's pose and velocity the way every nines drive carries
+    /// them: `map -> base_link` on /tf and the same pose with `twist` (in
+    /// base_link) on /vehicle/odometry, both at `stamp_nanos`.
+    pub fn write_ego_state(
+        &mut self,
+        stamp_nanos: u64,
+        map_from_base: &crate::geometry::Iso3,
+        twist: crate::msg::Twist,
+    ) -> Result<()> {
+        use crate::topics::frames;
+        let transform =
+            crate::geometry::transform_stamped(stamp_nanos, frames::MAP, frames::BASE_LINK, map_from_base);
+        self.write(topics::TF, stamp_nanos, &crate::msg::TfMessage { transforms: vec![transform] })?;
+        let mut odom = crate::msg::Odometry {
+            header: crate::msg::Header::new(stamp_nanos, frames::MAP),
+            child_frame_id: frames::BASE_LINK.into(),
+            ..crate::msg::Odometry::default()
+        };
+        odom.pose.pose = crate::geometry::pose_from_isometry(map_from_base);
+        odom.twist.twist = twist;
+        self.write(topics::ODOMETRY, stamp_nanos, &odom)
+    }
+
     /// Writes a named metadata record (e.g. the original calibration file of
     /// an imported dataset).
     pub fn write_metadata(&mut self, name: &str, entries: BTreeMap<String, String>) -> Result<()> {

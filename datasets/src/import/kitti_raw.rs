@@ -14,8 +14,8 @@ use super::kitti::{
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
-use crate::geometry::{Iso3, pose_from_isometry, transform_stamped};
-use crate::msg::{CompressedImage, Header, Odometry, TfMessage, Twist, Vector3};
+use crate::geometry::Iso3;
+use crate::msg::{CompressedImage, Header, Twist, Vector3};
 use crate::pointcloud::to_point_cloud2;
 use crate::topics::{self, frames};
 
@@ -113,18 +113,7 @@ impl OxtsState {
         let origin = *self.origin.get_or_insert(pose.translation);
         let map_from_base =
             Iso3::from_parts(Translation3::from(pose.translation.vector - origin.vector), pose.rotation);
-        let tf = TfMessage {
-            transforms: vec![transform_stamped(stamp, frames::MAP, frames::BASE_LINK, &map_from_base)],
-        };
-        writer.write(topics::TF, stamp, &tf)?;
-        let mut odom = Odometry {
-            header: Header::new(stamp, frames::MAP),
-            child_frame_id: frames::BASE_LINK.into(),
-            ..Odometry::default()
-        };
-        odom.pose.pose = pose_from_isometry(&map_from_base);
-        odom.twist.twist = twist;
-        writer.write(topics::ODOMETRY, stamp, &odom)
+        writer.write_ego_state(stamp, &map_from_base, twist)
     }
 }
 

@@ -74,6 +74,11 @@ pub struct Hit {
     pub actor: Option<u32>,
 }
 
+/// Distance along a unit ray to the ground plane (infinite if it never gets there).
+fn ground_distance(origin: &Vector3<f64>, dir: &Vector3<f64>) -> f64 {
+    if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY }
+}
+
 /// One frozen instant of the world.
 pub struct Scene<'a> {
     road: &'a Road,
@@ -222,21 +227,30 @@ impl<'a> Scene<'a> {
     /// First hit of the ray from `origin` along unit `dir` within `max_t`.
     #[must_use]
     pub fn cast(&self, origin: &Vector3<f64>, dir: &Vector3<f64>, max_t: f64) -> Option<Hit> {
-        let ground_t = if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY };
+        let ground_t = ground_distance(origin, dir);
         let limit = ground_t.min(max_t).min(self.above_everything(origin, dir));
-        if let Some((t, normal, index)) = self.grid.cast(origin, dir, limit, false) {
+        let best = self.grid.cast(origin, dir, limit, false);
+        self.hit(origin, dir, best, ground_t, max_t)
+    }
+
+    /// The hit of a box (t, normal, box index) if any, else of the ground
+    /// at `ground_t` if within `max_t`.
+    fn hit(
+        &self,
+        origin: &Vector3<f64>,
+        dir: &Vector3<f64>,
+        best: Option<(f64, Vector3<f64>, usize)>,
+        ground_t: f64,
+        max_t: f64,
+    ) -> Option<Hit> {
+        if let Some((t, normal, index)) = best {
             let (material, actor) = self.objects[self.grid.boxes[index].object as usize];
             return Some(Hit { t, point: origin + dir * t, normal, material, actor });
         }
         (ground_t <= max_t).then(|| {
             let point = origin + dir * ground_t;
-            Hit {
-                t: ground_t,
-                point,
-                normal: Vector3::z(),
-                material: self.ground_material(point.x, point.y),
-                actor: None,
-            }
+            let material = self.ground_material(point.x, point.y);
+            Hit { t: ground_t, point, normal: Vector3::z(), material, actor: None }
         })
     }
 
@@ -250,29 +264,16 @@ impl<'a> Scene<'a> {
         max_t: f64,
         boxes: &[u32],
     ) -> Option<Hit> {
-        let ground_t = if dir.z < -1e-9 { -origin.z / dir.z } else { f64::INFINITY };
+        let ground_t = ground_distance(origin, dir);
         let mut limit = ground_t.min(max_t);
         let mut best = None;
         for &i in boxes {
             if let Some((t, normal)) = self.grid.boxes[i as usize].intersect(origin, dir, limit) {
                 limit = t;
-                best = Some((t, normal, i));
+                best = Some((t, normal, i as usize));
             }
         }
-        if let Some((t, normal, i)) = best {
-            let (material, actor) = self.objects[self.grid.boxes[i as usize].object as usize];
-            return Some(Hit { t, point: origin + dir * t, normal, material, actor });
-        }
-        (ground_t <= max_t).then(|| {
-            let point = origin + dir * ground_t;
-            Hit {
-                t: ground_t,
-                point,
-                normal: Vector3::z(),
-                material: self.ground_material(point.x, point.y),
-                actor: None,
-            }
-        })
+        self.hit(origin, dir, best, ground_t, max_t)
     }
 
     /// For a pinhole camera at `camera_from_map` (optical axes, intrinsics
