@@ -14,11 +14,13 @@ pub(crate) struct OrientedBox {
     sin_cos: (f64, f64),
     pub half: Vector3<f64>,
     pub object: u32,
+    /// Radius of the bounding sphere, for a cheap early miss.
+    radius: f64,
 }
 
 impl OrientedBox {
     pub fn new(centre: Vector3<f64>, yaw: f64, half: Vector3<f64>, object: u32) -> Self {
-        Self { centre, sin_cos: yaw.sin_cos(), half, object }
+        Self { centre, sin_cos: yaw.sin_cos(), half, object, radius: half.norm() }
     }
 
     /// The eight corners in the map.
@@ -47,8 +49,18 @@ impl OrientedBox {
         dir: &Vector3<f64>,
         max_t: f64,
     ) -> Option<(f64, Vector3<f64>)> {
-        let (s, c) = self.sin_cos;
         let o = origin - self.centre;
+        // Bounding sphere first: most candidates are missed, or lie wholly
+        // behind the origin or beyond the nearest hit so far, and this costs
+        // a few multiplies.
+        let along = -o.dot(dir);
+        if o.norm_squared() - along * along > self.radius * self.radius
+            || along + self.radius < 0.0
+            || along - self.radius > max_t
+        {
+            return None;
+        }
+        let (s, c) = self.sin_cos;
         let lo = Vector3::new(o.x * c + o.y * s, -o.x * s + o.y * c, o.z);
         let ld = Vector3::new(dir.x * c + dir.y * s, -dir.x * s + dir.y * c, dir.z);
         let (mut t0, mut t1, mut axis) = (1e-6, max_t, 0usize);
