@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::calib::{CameraModel, Distortion};
-use crate::drive::{DriveReader, ReadFilter};
+use crate::drive::{DriveReader, MessageView, ReadFilter};
 use crate::error::Result;
 use crate::geometry::StaticTransforms;
 use crate::msg::{CameraInfo, TfMessage};
@@ -72,6 +72,15 @@ pub struct DriveSummary {
 impl DriveSummary {
     /// Reads the whole drive once and summarises it.
     pub fn of(reader: &DriveReader) -> Result<Self> {
+        Self::of_with(reader, |_| Ok(()))
+    }
+
+    /// Like [`Self::of`], also handing every message to `visit` in the same
+    /// pass (so other summaries need not read the drive again).
+    pub fn of_with(
+        reader: &DriveReader,
+        mut visit: impl FnMut(&MessageView<'_>) -> Result<()>,
+    ) -> Result<Self> {
         let start = reader.time_range_nanos().map(|(s, _)| s);
         let mut stamps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut camera_infos: BTreeMap<String, CameraInfo> = BTreeMap::new();
@@ -79,6 +88,7 @@ impl DriveSummary {
         let mut messages = reader.messages(&ReadFilter::all())?;
         while let Some(view) = messages.next_message() {
             let view = view?;
+            visit(&view)?;
             stamps.entry(view.topic.to_owned()).or_default().push(view.log_time_nanos);
             if view.type_name == "sensor_msgs/msg/CameraInfo" && !camera_infos.contains_key(view.topic) {
                 camera_infos.insert(view.topic.to_owned(), view.decode()?);

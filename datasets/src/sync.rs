@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::drive::{DriveReader, ReadFilter};
+use crate::drive::{DriveReader, MessageView, ReadFilter};
 use crate::error::Result;
 use crate::geometry::{Iso3, PoseTrack, isometry_from_pose, isometry_from_transform};
 use crate::msg::{AckermannDrive, AckermannDriveStamped, HeaderPrefix, Odometry, TfMessage};
@@ -58,53 +58,86 @@ impl DriveStreams {
     /// Reads the streams of a drive. Poses come from `/tf` (map -> base_link)
     /// or, if the drive has none, from `/vehicle/odometry`.
     pub fn load(reader: &DriveReader) -> Result<Self> {
-        let mut streams = Self::default();
+        let mut collector = StreamCollector::new(reader);
+        let mut messages = reader.messages(&ReadFilter::topics(collector.topics()))?;
+        while let Some(view) = messages.next_message() {
+            collector.observe(&view?)?;
+        }
+        Ok(collector.finish())
+    }
+}
+
+/// Builds [`DriveStreams`] from messages fed one at a time, so a caller that
+/// already reads the whole drive (`nines inspect`) need not read it again.
+#[derive(Debug)]
+pub struct StreamCollector {
+    camera_topic: String,
+    streams: DriveStreams,
+    odometry_poses: Vec<(u64, Iso3)>,
+}
+
+impl StreamCollector {
+    /// A collector for `reader`'s drive (its camera topic is the compressed
+    /// one, or the raw one if that is all there is).
+    #[must_use]
+    pub fn new(reader: &DriveReader) -> Self {
         let camera_topic = reader
             .topics()
             .iter()
             .map(|t| t.topic.clone())
             .find(|t| t == topics::CAMERA_COMPRESSED || t == topics::CAMERA_RAW)
             .unwrap_or_else(|| topics::CAMERA_COMPRESSED.to_owned());
-        let wanted = [&camera_topic, topics::LIDAR, topics::TF, topics::ODOMETRY, topics::COMMAND];
-        let mut odometry_poses = Vec::new();
-        let mut messages = reader.messages(&ReadFilter::topics(wanted))?;
-        while let Some(view) = messages.next_message() {
-            let view = view?;
-            match view.topic {
-                t if t == camera_topic => {
-                    streams.camera.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
-                }
-                topics::LIDAR => {
-                    streams.lidar.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
-                }
-                topics::TF => {
-                    for t in view.decode::<TfMessage>()?.transforms {
-                        let is_ego =
-                            t.header.frame_id == frames::MAP && t.child_frame_id == frames::BASE_LINK;
-                        if let (true, Some(iso)) = (is_ego, isometry_from_transform(&t.transform)) {
-                            streams.poses.push((t.header.stamp.as_nanos(), iso));
-                        }
-                    }
-                }
-                topics::ODOMETRY => {
-                    let odom = view.decode::<Odometry>()?;
-                    let stamp = odom.header.stamp.as_nanos();
-                    streams.speeds.push((stamp, odom.twist.twist.linear.x));
-                    if let Some(iso) = isometry_from_pose(&odom.pose.pose) {
-                        odometry_poses.push((stamp, iso));
-                    }
-                }
-                topics::COMMAND => {
-                    let cmd = view.decode::<AckermannDriveStamped>()?;
-                    streams.commands.push((cmd.header.stamp.as_nanos(), cmd.drive));
-                }
-                _ => {}
+        Self { camera_topic, streams: DriveStreams::default(), odometry_poses: Vec::new() }
+    }
+
+    /// The topics the collector uses.
+    #[must_use]
+    pub fn topics(&self) -> [&str; 5] {
+        [&self.camera_topic, topics::LIDAR, topics::TF, topics::ODOMETRY, topics::COMMAND]
+    }
+
+    /// Takes one message (others than [`Self::topics`] are ignored).
+    pub fn observe(&mut self, view: &MessageView<'_>) -> Result<()> {
+        let streams = &mut self.streams;
+        match view.topic {
+            t if t == self.camera_topic => {
+                streams.camera.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
             }
+            topics::LIDAR => {
+                streams.lidar.push(view.decode_prefix::<HeaderPrefix>()?.header.stamp.as_nanos());
+            }
+            topics::TF => {
+                for t in view.decode::<TfMessage>()?.transforms {
+                    let is_ego = t.header.frame_id == frames::MAP && t.child_frame_id == frames::BASE_LINK;
+                    if let (true, Some(iso)) = (is_ego, isometry_from_transform(&t.transform)) {
+                        streams.poses.push((t.header.stamp.as_nanos(), iso));
+                    }
+                }
+            }
+            topics::ODOMETRY => {
+                let odom = view.decode::<Odometry>()?;
+                let stamp = odom.header.stamp.as_nanos();
+                streams.speeds.push((stamp, odom.twist.twist.linear.x));
+                if let Some(iso) = isometry_from_pose(&odom.pose.pose) {
+                    self.odometry_poses.push((stamp, iso));
+                }
+            }
+            topics::COMMAND => {
+                let cmd = view.decode::<AckermannDriveStamped>()?;
+                streams.commands.push((cmd.header.stamp.as_nanos(), cmd.drive));
+            }
+            _ => {}
         }
-        if streams.poses.is_empty() {
-            streams.poses = odometry_poses;
+        Ok(())
+    }
+
+    /// The streams; poses fall back to odometry when the drive has no /tf.
+    #[must_use]
+    pub fn finish(mut self) -> DriveStreams {
+        if self.streams.poses.is_empty() {
+            self.streams.poses = self.odometry_poses;
         }
-        Ok(streams)
+        self.streams
     }
 }
 

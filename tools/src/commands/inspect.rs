@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use nines_datasets::drive::DriveReader;
 use nines_datasets::inspect::DriveSummary;
-use nines_datasets::sync::{DriveStreams, SyncOptions, SyncReport, synchronise};
+use nines_datasets::sync::{StreamCollector, SyncOptions, SyncReport, synchronise};
 
 /// Arguments of `nines inspect`.
 #[derive(Debug, Args)]
@@ -26,11 +26,14 @@ struct Inspection {
     sync: Option<SyncReport>,
 }
 
-/// Reads the drive and summarises it, synchronising camera frames when there are any.
+/// Reads the drive once, summarising it and synchronising its camera frames
+/// (when it has any) in the same pass.
 pub fn inspect(path: &std::path::Path) -> anyhow::Result<(DriveSummary, Option<SyncReport>)> {
     let reader = DriveReader::open(path)?;
-    let summary = DriveSummary::of(&reader).with_context(|| format!("reading {}", path.display()))?;
-    let streams = DriveStreams::load(&reader)?;
+    let mut collector = StreamCollector::new(&reader);
+    let summary = DriveSummary::of_with(&reader, |view| collector.observe(view))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let streams = collector.finish();
     let sync = (!streams.camera.is_empty()).then(|| synchronise(&streams, &SyncOptions::default()).1);
     Ok((summary, sync))
 }
