@@ -183,6 +183,41 @@ impl PoseTrack {
         let s = (stamp_nanos - t0) as f64 / (t1 - t0) as f64;
         Some(self.poses[i - 1].lerp_slerp(&self.poses[i], s))
     }
+
+    /// First and last stamp, ns (None for an empty track).
+    #[must_use]
+    pub fn span_nanos(&self) -> Option<(u64, u64)> {
+        Some((*self.stamps.first()?, *self.stamps.last()?))
+    }
+
+    /// The samples in time order.
+    #[must_use]
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = (u64, &Iso3)> {
+        self.stamps.iter().copied().zip(&self.poses)
+    }
+
+    /// Where the track is `offset` ns after `stamp_nanos`, for each offset,
+    /// in the frame of the pose at `stamp_nanos` (for an ego track: the
+    /// future path in the current base_link, what a plan label is). `None`
+    /// where either pose is not on the track.
+    #[must_use]
+    pub fn ahead_in_own_frame(
+        &self,
+        stamp_nanos: u64,
+        offsets_nanos: &[u64],
+        max_gap_nanos: u64,
+    ) -> Vec<Option<Iso3>> {
+        let Some(now_inverse) = self.interpolate(stamp_nanos, max_gap_nanos).map(|p| p.inverse()) else {
+            return vec![None; offsets_nanos.len()];
+        };
+        offsets_nanos
+            .iter()
+            .map(|dt| {
+                let then = self.interpolate(stamp_nanos.checked_add(*dt)?, max_gap_nanos)?;
+                Some(now_inverse * then)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +225,28 @@ mod tests {
     use super::*;
     use nalgebra::{Point3, Vector3 as V3};
     use std::f64::consts::FRAC_PI_2;
+
+    #[test]
+    fn ahead_in_own_frame_turns_with_the_ego() {
+        // Ego at (10, 5) facing +y, driving +y at 2 m/s.
+        let yaw = UnitQuaternion::from_euler_angles(0.0, 0.0, FRAC_PI_2);
+        let at = |t: u64| Iso3::from_parts(Translation3::new(10.0, 5.0 + 2.0 * t as f64, 0.0), yaw);
+        let track = PoseTrack::new((0..5).map(|t| (t * 1_000_000_000, at(t))).collect());
+        let ahead = track.ahead_in_own_frame(
+            1_000_000_000,
+            &[0, 500_000_000, 2_000_000_000, 9_000_000_000],
+            2e9 as u64,
+        );
+        let xy = |p: &Option<Iso3>| p.map(|p| (p.translation.x, p.translation.y));
+        let near = |a: Option<(f64, f64)>, b: (f64, f64)| {
+            a.is_some_and(|a| (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9)
+        };
+        assert!(near(xy(&ahead[0]), (0.0, 0.0)));
+        assert!(near(xy(&ahead[1]), (1.0, 0.0)), "{:?}", ahead[1]);
+        assert!(near(xy(&ahead[2]), (4.0, 0.0)));
+        assert!(ahead[3].is_none(), "past the end of the track");
+        assert_eq!(track.span_nanos(), Some((0, 4_000_000_000)));
+    }
 
     #[test]
     fn lookup_composes_and_inverts() {

@@ -22,8 +22,18 @@ pub const DIAGNOSTICS: &str = "/diagnostics";
 pub const EVENTS: &str = "/nines/events";
 /// Onboard network output.
 pub const MODEL_OUTPUT: &str = "/nines/model_output";
+/// Depth the onboard network predicted (sensor_msgs/Image 32FC1, camera z in m,
+/// at the model's label resolution).
+pub const MODEL_DEPTH: &str = "/nines/model_output/depth";
 /// Annotated boxes of imported datasets.
 pub const ANNOTATIONS: &str = "/annotations/objects";
+/// Simulator ground-truth depth image of the front camera (32FC1, camera z in m).
+/// Ground truth is for evaluation, never a training label.
+pub const GT_DEPTH: &str = "/sim/ground_truth/depth";
+/// Simulator ground-truth boxes of every actor (map frame).
+pub const GT_OBJECTS: &str = "/sim/ground_truth/objects";
+/// What the simulator's expert would have commanded (shadow driver).
+pub const GT_EXPERT_COMMAND: &str = "/sim/ground_truth/expert_command";
 
 /// Frame names (REP 103/105).
 pub mod frames {

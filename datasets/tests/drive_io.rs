@@ -196,6 +196,47 @@ fn cut_file_check(bytes: &[u8], cut: usize) {
     }
 }
 
+#[test]
+fn skip_damaged_passes_over_a_bad_chunk_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drive.mcap");
+    let total = write_drive(&path, small_chunks());
+    let reader = DriveReader::open(&path).unwrap();
+    let chunks = reader.chunk_extents();
+    assert!(chunks.len() > 4, "{} chunks", chunks.len());
+    let victim = chunks[chunks.len() / 2];
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a byte of the compressed payload: the chunk CRC no longer matches.
+    bytes[(victim.offset + victim.length - 5) as usize] ^= 0x5a;
+    let damaged_path = dir.path().join("damaged.mcap");
+    std::fs::write(&damaged_path, &bytes).unwrap();
+
+    let reader = DriveReader::open(&damaged_path).unwrap();
+    let mut strict = reader.messages(&ReadFilter::all()).unwrap();
+    let mut strict_error = None;
+    while let Some(view) = strict.next_message() {
+        if let Err(e) = view {
+            strict_error = Some(e.to_string());
+        }
+    }
+    let strict_error = strict_error.expect("the strict reader reports the bad chunk");
+    assert!(strict_error.contains(&format!("offset {}", victim.offset)), "{strict_error}");
+
+    let mut lenient = reader.messages(&ReadFilter::all()).unwrap().skip_damaged();
+    let (mut kept, mut last) = (0u64, 0u64);
+    while let Some(view) = lenient.next_message() {
+        let view = view.unwrap();
+        assert!(view.log_time_nanos >= last, "time order is kept across the gap");
+        last = view.log_time_nanos;
+        kept += 1;
+    }
+    assert_eq!(lenient.damaged().len(), 1);
+    assert_eq!(lenient.damaged()[0].offset, victim.offset);
+    assert_eq!(lenient.damaged()[0].start_nanos, victim.start_nanos);
+    assert!(kept < total && kept > total / 2, "kept {kept} of {total}");
+    assert!(last >= chunks.last().unwrap().start_nanos, "chunks after the damage are read");
+}
+
 fn drive_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drive.mcap");

@@ -26,12 +26,7 @@ use crate::scenario::Scenario;
 use crate::vehicle::VehicleState;
 use crate::world::Sim;
 
-/// Ground-truth depth image of the front camera (32FC1, camera z in m).
-pub const GT_DEPTH: &str = "/sim/ground_truth/depth";
-/// Ground-truth boxes of every actor (map frame).
-pub const GT_OBJECTS: &str = "/sim/ground_truth/objects";
-/// What the expert would have commanded (shadow driver).
-pub const GT_EXPERT_COMMAND: &str = "/sim/ground_truth/expert_command";
+pub use nines_datasets::topics::{GT_DEPTH, GT_EXPERT_COMMAND, GT_OBJECTS};
 
 /// Sim time zero on the drive's clock, ns since the epoch.
 pub const EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;

@@ -165,10 +165,11 @@ fn worker(
     tx: SyncSender<Result<DecodedChunk, ChunkError>>,
 ) {
     for chunk in plan.iter().skip(first).step_by(step) {
+        // A damaged chunk is reported and the next one read: the iterator
+        // decides whether to stop there or skip it.
         let result = read_chunk(&mut file, chunk, &filter);
-        let failed = result.is_err();
         // A closed channel means the reader was dropped: stop quietly.
-        if tx.send(result).is_err() || failed {
+        if tx.send(result).is_err() {
             return;
         }
     }

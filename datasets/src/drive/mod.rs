@@ -7,7 +7,7 @@ mod recover;
 mod scan;
 mod writer;
 
-pub use reader::{ChunkExtent, DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
+pub use reader::{ChunkExtent, DamagedChunk, DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
 pub use recover::{RecoveryReport, recover};
 pub use writer::{ChannelSpec, DriveWriter, DriveWriterOptions};
 

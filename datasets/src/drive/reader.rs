@@ -248,6 +248,8 @@ impl DriveReader {
             release: None,
             channels,
             failed: false,
+            skip_damaged: false,
+            damaged: Vec::new(),
         })
     }
 
@@ -388,12 +390,40 @@ pub struct MessageIter<'r> {
     release: Option<usize>,
     channels: HashMap<u16, (Arc<str>, Arc<str>)>,
     failed: bool,
+    skip_damaged: bool,
+    damaged: Vec<DamagedChunk>,
+}
+
+/// A chunk that [`MessageIter::skip_damaged`] passed over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DamagedChunk {
+    /// Byte offset of the chunk record.
+    pub offset: u64,
+    /// First log time the chunk index gives for it, ns.
+    pub start_nanos: u64,
+    /// What was wrong with it.
+    pub detail: String,
 }
 
 impl MessageIter<'_> {
     fn fail(&mut self, offset: u64, detail: String) -> DatasetError {
         self.failed = true;
         DatasetError::Corrupt { path: self.reader.path.clone(), offset, detail }
+    }
+
+    /// Passes over chunks that cannot be read (bad CRC, cut, undecodable)
+    /// instead of ending with an error; [`Self::damaged`] lists them. For
+    /// viewers that should show what is readable of a damaged drive.
+    #[must_use]
+    pub fn skip_damaged(mut self) -> Self {
+        self.skip_damaged = true;
+        self
+    }
+
+    /// Chunks passed over so far (only with [`Self::skip_damaged`]).
+    #[must_use]
+    pub fn damaged(&self) -> &[DamagedChunk] {
+        &self.damaged
     }
 
     /// The next message, or an error naming the file and the chunk's offset.
@@ -418,6 +448,11 @@ impl MessageIter<'_> {
                         self.heap.push(Reverse((first.log_time, self.next_plan, 0)));
                         self.loaded.insert(self.next_plan, chunk);
                     }
+                    self.next_plan += 1;
+                }
+                Some(Err((offset, detail))) if self.skip_damaged => {
+                    let start_nanos = next.start_nanos;
+                    self.damaged.push(DamagedChunk { offset, start_nanos, detail });
                     self.next_plan += 1;
                 }
                 Some(Err((offset, detail))) => return Some(Err(self.fail(offset, detail))),
