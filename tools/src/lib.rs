@@ -3,6 +3,7 @@
 //! crate may depend on every other nines crate, none may depend on it.
 
 mod commands;
+pub mod replay;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ pub enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Rewrite a drive cut mid-write (or damaged), keeping every complete message.
     Recover(commands::recover::RecoverArgs),
+    /// Look at a drive in the rerun viewer (or save it as .rrd, or serve the web viewer).
+    Replay(commands::replay::ReplayArgs),
     /// Measure performance (results go in docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => commands::import::run(cmd),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Recover(args) => commands::recover::run(&args),
+        Command::Replay(args) => commands::replay::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Demo(args) => commands::demo::run(&args),

@@ -99,6 +99,39 @@ fn demo_runs_on_the_real_frame() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("demo done"), "{}", text(&out));
     assert!(dir.path().join("kitti-000008.mcap").exists());
+    assert!(std::fs::metadata(dir.path().join("kitti-000008.rrd")).unwrap().len() > 100_000);
+}
+
+#[test]
+fn replay_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.mcap");
+    let out = nines(&["replay", missing.to_str().unwrap(), "--save", "x.rrd"]);
+    assert!(
+        !out.status.success() && text(&out).contains("nowhere.mcap: no such drive file"),
+        "{}",
+        text(&out)
+    );
+
+    let notes = dir.path().join("notes.mcap");
+    std::fs::write(&notes, "hello").unwrap();
+    let rrd = dir.path().join("notes.rrd");
+    let out = nines(&["replay", notes.to_str().unwrap(), "--save", rrd.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("not an MCAP drive log"), "{}", text(&out));
+
+    let out = nines(&["replay", notes.to_str().unwrap(), "--save", notes.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("refusing to overwrite"), "{}", text(&out));
+    assert_eq!(std::fs::read(&notes).unwrap(), b"hello", "the input is untouched");
+
+    // No viewer anywhere: the error says how to get one.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nines"))
+        .args(["replay", notes.to_str().unwrap()])
+        .env("PATH", "")
+        .env_remove("NINES_RERUN")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && text(&out).contains("pip install rerun-sdk==0.36.3"), "{}", text(&out));
 }
 
 #[test]
@@ -159,4 +192,35 @@ fn sim_lists_runs_and_batches() {
     assert!(!out.status.success() && text(&out).contains("known families: straight"), "{}", text(&out));
     let out = nines(&["sim", "batch", "--seeds", "5..5", "--out", batch.to_str().unwrap()]);
     assert!(!out.status.success() && text(&out).contains("empty"), "{}", text(&out));
+}
+
+#[test]
+fn replay_serves_the_web_viewer() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let drive = import_kitti(dir.path());
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (web, grpc) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nines"))
+        .args(["replay", drive.to_str().unwrap(), "--serve-web", "--no-browser", "--serve-secs", "60"])
+        .args(["--web-port", &web.to_string(), "--grpc-port", &grpc.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut page = String::new();
+    for _ in 0..300 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", web)) {
+            write!(stream, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+            stream.read_to_string(&mut page).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let grpc_up = std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(page.starts_with("HTTP/1.") && page.contains(" 200 "), "{page:.200}");
+    assert!(page.to_lowercase().contains("rerun"), "{page:.400}");
+    assert!(grpc_up, "the data server listens on {grpc}");
 }

@@ -52,6 +52,25 @@ pub enum BenchArgs {
         #[arg(long, default_value = "target/nines-bench")]
         out: PathBuf,
     },
+    /// Drive-to-.rrd conversion speed of `nines replay --save`, as a
+    /// real-time factor, on a simulated drive (the default camera and lidar).
+    Replay {
+        /// Drive to convert [default: simulate one of --duration seconds].
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Scenario family of the generated drive (lead_brake runs the full 60 s).
+        #[arg(long, default_value = "lead_brake")]
+        family: String,
+        /// Simulated seconds of the generated drive.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Conversions to time (the fastest and slowest are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Where to write the drive and the recordings.
+        #[arg(long, default_value = "target/nines-bench")]
+        out: PathBuf,
+    },
 }
 
 /// Runs a benchmark.
@@ -67,7 +86,57 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             bench_read(&path, python.as_deref(), python_decode)
         }
         BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
+        BenchArgs::Replay { file, family, duration, runs, out } => {
+            bench_replay(file, &family, duration, runs, &out)
+        }
     }
+}
+
+fn bench_replay(
+    file: Option<PathBuf>,
+    family: &str,
+    duration: f64,
+    runs: u32,
+    out: &Path,
+) -> anyhow::Result<()> {
+    use nines_sim::record::{RecordOptions, record_expert};
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let drive = if let Some(file) = file {
+        file
+    } else {
+        let path = out.join(format!("replay-{family}-{duration:.0}s.mcap"));
+        let options = RecordOptions { duration_secs: Some(duration), ..RecordOptions::default() };
+        let spinner = super::spinner(format!("simulating {duration:.0} s of {family}"));
+        record_expert(nines_sim::family(family)?.draw(family, 0), &path, &options)?;
+        spinner.finish_and_clear();
+        path
+    };
+    let drive_mb = std::fs::metadata(&drive).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let rrd = out.join("replay.rrd");
+    let mut walls = Vec::new();
+    let mut report = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let rec = rerun::RecordingStreamBuilder::new(crate::replay::APPLICATION_ID).save(&rrd)?;
+        let options = crate::replay::ReplayOptions::default();
+        report = Some(crate::replay::replay(&drive, &rec, &options, &ProgressBar::hidden())?);
+        rec.flush_blocking().map_err(|e| anyhow::anyhow!("writing {}: {e}", rrd.display()))?;
+        drop(rec);
+        walls.push(started.elapsed().as_secs_f64());
+    }
+    let report = report.context("no run")?;
+    let span = report.span_secs();
+    let (fast, slow) = walls.iter().fold((f64::MAX, 0.0f64), |(a, b), w| (a.min(*w), b.max(*w)));
+    println!(
+        "{}: {span:.1} s of drive ({drive_mb:.1} MB, {} messages) to {:.1} MB .rrd in {fast:.2}-{slow:.2} s = {:.1}-{:.1}x real time ({} runs)",
+        drive.display(),
+        report.messages,
+        std::fs::metadata(&rrd).map_or(0.0, |m| m.len() as f64 / 1e6),
+        span / slow,
+        span / fast,
+        walls.len()
+    );
+    Ok(())
 }
 
 fn bench_sim(name: &str, duration: f64, out: &Path) -> anyhow::Result<()> {

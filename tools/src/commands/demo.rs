@@ -1,5 +1,6 @@
 //! `nines demo`: the main job, end to end. Today: import the real KITTI
-//! frame into a drive and inspect it; later capabilities grow it.
+//! frame into a drive, inspect it and turn it into a rerun recording;
+//! later capabilities grow it.
 
 use std::path::{Path, PathBuf};
 
@@ -45,13 +46,37 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let kitti = kitti_dir(args.kitti.as_deref())?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let drive = args.out.join("kitti-000008.mcap");
-    println!("[1/2] importing the real KITTI frame {} -> {}", kitti.display(), drive.display());
+    println!("[1/3] importing the real KITTI frame {} -> {}", kitti.display(), drive.display());
     let report = nines_datasets::import::import_kitti_object(&kitti, &drive, 1_000_000_000)
         .with_context(|| format!("importing {}", kitti.display()))?;
     println!("      {} lidar points, {} labelled objects", report.points, report.objects);
-    println!("[2/2] inspecting {}", drive.display());
+    println!("[2/3] inspecting {}", drive.display());
     let (summary, sync) = super::inspect::inspect(&drive)?;
     print!("{}", super::inspect::render(&summary, sync.as_ref()));
-    println!("\ndemo done: open the drive with `nines inspect {}` or any MCAP tool", drive.display());
+    let rrd = drive.with_extension("rrd");
+    println!("[3/3] replaying {} into the rerun recording {}", drive.display(), rrd.display());
+    let rec = rerun::RecordingStreamBuilder::new(crate::replay::APPLICATION_ID)
+        .recording_name("kitti-000008")
+        .save(&rrd)
+        .with_context(|| format!("{}: creating the recording", rrd.display()))?;
+    let replayed = crate::replay::replay(
+        &drive,
+        &rec,
+        &crate::replay::ReplayOptions::default(),
+        &indicatif::ProgressBar::hidden(),
+    )?;
+    rec.flush_blocking().map_err(|e| anyhow::anyhow!("{}: writing the recording: {e}", rrd.display()))?;
+    println!(
+        "      {} entities; {} lidar points drawn on the camera image",
+        replayed.entities.len(),
+        replayed.overlaid_points
+    );
+    println!("\ndemo done:");
+    println!(
+        "  look at the frame:  nines replay {}   (or: .venv/bin/rerun {})",
+        drive.display(),
+        rrd.display()
+    );
+    println!("  inspect the drive:  nines inspect {}", drive.display());
     Ok(())
 }

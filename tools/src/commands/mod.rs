@@ -5,6 +5,7 @@ pub mod demo;
 pub mod import;
 pub mod inspect;
 pub mod recover;
+pub mod replay;
 pub mod sim;
 mod snapshot;
 
@@ -13,4 +14,12 @@ pub(crate) fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ind
     let bar = indicatif::ProgressBar::new_spinner().with_message(message);
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
+}
+
+/// A progress bar on stderr counting `unit` (hidden when stderr is not a terminal).
+pub(crate) fn progress_bar(len: u64, unit: &'static str) -> indicatif::ProgressBar {
+    let style =
+        indicatif::ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{eta}})"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(len).with_style(style)
 }
