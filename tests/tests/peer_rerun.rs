@@ -69,12 +69,7 @@ fn cli_replay(drive: &Path, rrd: &Path) {
 
 /// Replays through the library, for the report.
 fn lib_replay(drive: &Path, rrd: &Path) -> ReplayReport {
-    let rec = rerun::RecordingStreamBuilder::new(replay::APPLICATION_ID).save(rrd).unwrap();
-    let report =
-        replay::replay(drive, &rec, &ReplayOptions::default(), &indicatif::ProgressBar::hidden()).unwrap();
-    rec.flush_blocking().unwrap();
-    drop(rec);
-    report
+    replay::save_rrd(drive, rrd, &ReplayOptions::default()).unwrap()
 }
 
 /// A short closed-loop drive whose driver steers off the road: it has

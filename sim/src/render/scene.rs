@@ -179,22 +179,13 @@ impl<'a> Scene<'a> {
                         id,
                     );
                 }
-                ActorKind::Pedestrian => push(
+                ActorKind::Pedestrian | ActorKind::Cone => push(
                     &mut boxes,
                     &mut objects,
                     Vector3::new(x, y, h / 2.0),
                     yaw,
                     Vector3::new(l / 2.0, w / 2.0, h / 2.0),
-                    Material::Pedestrian,
-                    id,
-                ),
-                ActorKind::Cone => push(
-                    &mut boxes,
-                    &mut objects,
-                    Vector3::new(x, y, h / 2.0),
-                    yaw,
-                    Vector3::new(l / 2.0, w / 2.0, h / 2.0),
-                    Material::Cone,
+                    if actor.kind == ActorKind::Pedestrian { Material::Pedestrian } else { Material::Cone },
                     id,
                 ),
             }

@@ -117,11 +117,7 @@ fn bench_replay(
     let mut report = None;
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let rec = rerun::RecordingStreamBuilder::new(crate::replay::APPLICATION_ID).save(&rrd)?;
-        let options = crate::replay::ReplayOptions::default();
-        report = Some(crate::replay::replay(&drive, &rec, &options, &ProgressBar::hidden())?);
-        rec.flush_blocking().map_err(|e| anyhow::anyhow!("writing {}: {e}", rrd.display()))?;
-        drop(rec);
+        report = Some(crate::replay::save_rrd(&drive, &rrd, &crate::replay::ReplayOptions::default())?);
         walls.push(started.elapsed().as_secs_f64());
     }
     let report = report.context("no run")?;

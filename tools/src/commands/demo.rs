@@ -55,17 +55,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     print!("{}", super::inspect::render(&summary, sync.as_ref()));
     let rrd = drive.with_extension("rrd");
     println!("[3/3] replaying {} into the rerun recording {}", drive.display(), rrd.display());
-    let rec = rerun::RecordingStreamBuilder::new(crate::replay::APPLICATION_ID)
-        .recording_name("kitti-000008")
-        .save(&rrd)
-        .with_context(|| format!("{}: creating the recording", rrd.display()))?;
-    let replayed = crate::replay::replay(
-        &drive,
-        &rec,
-        &crate::replay::ReplayOptions::default(),
-        &indicatif::ProgressBar::hidden(),
-    )?;
-    rec.flush_blocking().map_err(|e| anyhow::anyhow!("{}: writing the recording: {e}", rrd.display()))?;
+    let replayed = crate::replay::save_rrd(&drive, &rrd, &crate::replay::ReplayOptions::default())?;
     println!(
         "      {} entities; {} lidar points drawn on the camera image",
         replayed.entities.len(),

@@ -177,11 +177,14 @@ fn open_drive(path: &Path) -> anyhow::Result<OpenedDrive> {
 pub(crate) struct DriveContext {
     pub statics: StaticTransforms,
     pub track: PoseTrack,
+    /// The track is from /tf (map -> base_link); else from odometry.
+    pub poses_from_tf: bool,
 }
 
 fn read_context(reader: &DriveReader) -> DriveContext {
     let mut collector = StreamCollector::new(reader);
     let mut statics = Vec::new();
+    let mut poses_from_tf = false;
     let wanted = [topics::TF_STATIC, topics::TF, topics::ODOMETRY];
     // A drive whose first pass cannot start still replays, only without poses.
     if let Ok(messages) = reader.messages(&ReadFilter::topics(wanted)) {
@@ -192,6 +195,13 @@ fn read_context(reader: &DriveReader) -> DriveContext {
                     statics.push(tf);
                 }
             } else {
+                poses_from_tf |= view.topic == topics::TF
+                    && view.decode::<TfMessage>().is_ok_and(|tf| {
+                        tf.transforms.iter().any(|t| {
+                            t.header.frame_id == topics::frames::MAP
+                                && t.child_frame_id == topics::frames::BASE_LINK
+                        })
+                    });
                 // Undecodable messages are counted by the main pass.
                 let _ = collector.observe(&view);
             }
@@ -200,6 +210,7 @@ fn read_context(reader: &DriveReader) -> DriveContext {
     DriveContext {
         statics: StaticTransforms::from_messages(&statics),
         track: PoseTrack::new(collector.finish().poses),
+        poses_from_tf,
     }
 }
 
@@ -257,5 +268,18 @@ pub fn replay(
     report.damaged_chunks = messages.damaged().to_vec();
     report.entities = scene.entities();
     (report.overlaid_frames, report.overlaid_points) = scene.overlay();
+    Ok(report)
+}
+
+/// Replays the drive at `drive` into a new .rrd file at `rrd` (no progress
+/// bar): for the demo, benchmarks and tests.
+pub fn save_rrd(drive: &Path, rrd: &Path, options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
+    let name = drive.file_stem().map_or_else(|| "drive".into(), |s| s.to_string_lossy().into_owned());
+    let rec = rerun::RecordingStreamBuilder::new(APPLICATION_ID)
+        .recording_name(name)
+        .save(rrd)
+        .with_context(|| format!("{}: creating the recording", rrd.display()))?;
+    let report = replay(drive, &rec, options, &indicatif::ProgressBar::hidden())?;
+    rec.flush_blocking().map_err(|e| anyhow::anyhow!("{}: writing the recording: {e}", rrd.display()))?;
     Ok(report)
 }

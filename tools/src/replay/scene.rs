@@ -93,7 +93,7 @@ fn transform(iso: &Iso3) -> rerun::Transform3D {
 impl<'a> SceneLogger<'a> {
     pub(crate) fn new(rec: &'a RecordingStream, options: &'a ReplayOptions, context: DriveContext) -> Self {
         // The ego pose comes from /tf when the drive has it there, else from odometry.
-        let ego_from_odometry = context.track.is_empty();
+        let ego_from_odometry = !context.poses_from_tf;
         Self {
             rec,
             options,
@@ -339,32 +339,23 @@ impl<'a> SceneLogger<'a> {
 
     fn camera_info(&mut self, info: &CameraInfo, source: &std::path::Path) -> Logged {
         let model = CameraModel::from_camera_info(info, &source.display().to_string())?;
-        let unchanged = self.camera.as_ref().is_some_and(|c| {
-            let m = &c.model;
-            (m.width, m.height, m.fx, m.fy, m.cx, m.cy)
-                == (model.width, model.height, model.fx, model.fy, model.cx, model.cy)
-                && m.frame_id == model.frame_id
-        });
-        if unchanged {
-            // Refresh the model (distortion may differ in ways the pinhole does not show).
-            if let Some(camera) = &mut self.camera {
-                camera.model = model;
-            }
-            return Ok(true);
+        let frame = if model.frame_id.is_empty() { frames::CAMERA_FRONT } else { model.frame_id.as_str() };
+        let base_from_camera = self.mount(frame).unwrap_or_else(Iso3::identity);
+        let pinhole = |m: &CameraModel| (m.width, m.height, m.fx, m.fy, m.cx, m.cy, m.frame_id.clone());
+        // The pinhole is logged when it changes; the model is always the newest
+        // (distortion may differ in ways the pinhole does not show).
+        if self.camera.as_ref().is_none_or(|c| pinhole(&c.model) != pinhole(&model)) {
+            self.log(entity::CAMERA, &transform(&base_from_camera))?;
+            self.log(
+                entity::CAMERA,
+                &rerun::Pinhole::from_focal_length_and_resolution(
+                    [model.fx as f32, model.fy as f32],
+                    [model.width as f32, model.height as f32],
+                )
+                .with_principal_point([model.cx as f32, model.cy as f32])
+                .with_image_plane_distance(1.5),
+            )?;
         }
-        let frame =
-            if model.frame_id.is_empty() { frames::CAMERA_FRONT.to_owned() } else { model.frame_id.clone() };
-        let base_from_camera = self.mount(&frame).unwrap_or_else(Iso3::identity);
-        self.log(entity::CAMERA, &transform(&base_from_camera))?;
-        self.log(
-            entity::CAMERA,
-            &rerun::Pinhole::from_focal_length_and_resolution(
-                [model.fx as f32, model.fy as f32],
-                [model.width as f32, model.height as f32],
-            )
-            .with_principal_point([model.cx as f32, model.cy as f32])
-            .with_image_plane_distance(1.5),
-        )?;
         self.camera = Some(Camera { model, base_from_camera });
         Ok(true)
     }
