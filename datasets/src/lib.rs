@@ -8,6 +8,7 @@
 
 pub mod calib;
 pub mod cdr;
+pub mod contract;
 pub mod drive;
 pub mod error;
 pub mod geometry;

@@ -1,0 +1,294 @@
+//! The model contract (DESIGN.md section 3): what the camera-only network
+//! sees and predicts. Distillation writes it into the label index, training
+//! refuses labels made under another contract, export writes it into the
+//! ONNX model and the onboard runtime reads it from there. One type, so the
+//! four can never drift apart.
+
+use std::path::Path;
+
+use nalgebra::{Matrix3, Rotation3, UnitQuaternion};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{DatasetError, Result};
+use crate::geometry::Iso3;
+
+/// Version of the contract's meaning; bumped when a field changes sense.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// What the network takes and gives. Every field has a default, so a
+/// contract file names only what it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelContract {
+    /// [`CONTRACT_VERSION`] when written.
+    pub version: u32,
+    /// The input tensor.
+    pub input: InputSpec,
+    /// The virtual camera every real camera is warped into.
+    pub camera: VirtualCamera,
+    /// Depth output and label: the input size divided by this.
+    pub label_stride: u32,
+    /// Plan output and label: future times, s, strictly increasing.
+    pub plan_times_secs: Vec<f64>,
+}
+
+/// The image input: `image` f32 [1, 3 * frames, height, width].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputSpec {
+    /// Columns, pixels.
+    pub width: u32,
+    /// Rows, pixels.
+    pub height: u32,
+    /// Frames stacked along channels, newest first.
+    pub frames: u32,
+    /// Time between stacked frames, s.
+    pub frame_spacing_secs: f64,
+    /// Per-channel (R, G, B) mean of pixel / 255, subtracted before dividing by `std`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation of pixel / 255.
+    pub std: [f32; 3],
+}
+
+/// A pinhole camera (no distortion) at the input resolution. It keeps the
+/// real camera's optical centre (a warp by homography cannot move it) and
+/// replaces its lens and orientation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualCamera {
+    /// Focal length x, pixels at the input resolution.
+    pub fx: f64,
+    /// Focal length y, pixels.
+    pub fy: f64,
+    /// Principal point x, pixels (OpenCV convention: 0 is the first pixel's centre).
+    pub cx: f64,
+    /// Principal point y, pixels.
+    pub cy: f64,
+    /// Downward tilt of the optical axis from level, degrees.
+    pub pitch_down_deg: f64,
+    /// Rotation of the image about the optical axis, degrees (positive: clockwise as seen).
+    pub roll_deg: f64,
+    /// Turn of the optical axis to the left of base_link x, degrees.
+    pub yaw_left_deg: f64,
+}
+
+impl Default for ModelContract {
+    fn default() -> Self {
+        Self {
+            version: CONTRACT_VERSION,
+            input: InputSpec::default(),
+            camera: VirtualCamera::default(),
+            label_stride: 4,
+            plan_times_secs: vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+        }
+    }
+}
+
+impl Default for InputSpec {
+    fn default() -> Self {
+        Self {
+            width: 256,
+            height: 128,
+            frames: 2,
+            frame_spacing_secs: 0.1,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+impl Default for VirtualCamera {
+    /// 90 degrees across a 256-pixel-wide input, level, straight ahead.
+    fn default() -> Self {
+        Self {
+            fx: 128.0,
+            fy: 128.0,
+            cx: 127.5,
+            cy: 63.5,
+            pitch_down_deg: 0.0,
+            roll_deg: 0.0,
+            yaw_left_deg: 0.0,
+        }
+    }
+}
+
+impl VirtualCamera {
+    /// Intrinsic matrix K.
+    #[must_use]
+    pub fn k(&self) -> Matrix3<f64> {
+        Matrix3::new(self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0)
+    }
+
+    /// Orientation of the optical frame (x right, y down, z forward) in
+    /// base_link (x forward, y left, z up).
+    #[must_use]
+    pub fn base_link_from_optical_rotation(&self) -> UnitQuaternion<f64> {
+        // Optical axes of a level, forward camera expressed in base_link.
+        let level = Rotation3::from_matrix_unchecked(Matrix3::new(
+            0.0, 0.0, 1.0, //
+            -1.0, 0.0, 0.0, //
+            0.0, -1.0, 0.0,
+        ));
+        let yaw = Rotation3::from_euler_angles(0.0, 0.0, self.yaw_left_deg.to_radians());
+        let pitch = Rotation3::from_euler_angles(0.0, self.pitch_down_deg.to_radians(), 0.0);
+        let roll = Rotation3::from_euler_angles(0.0, 0.0, self.roll_deg.to_radians());
+        UnitQuaternion::from_rotation_matrix(&(yaw * pitch * level * roll))
+    }
+
+    /// `base_link_from_virtual` for a real camera mounted at
+    /// `base_link_from_real`: the real optical centre, this orientation.
+    #[must_use]
+    pub fn mounted_like(&self, base_link_from_real: &Iso3) -> Iso3 {
+        Iso3::from_parts(base_link_from_real.translation, self.base_link_from_optical_rotation())
+    }
+}
+
+impl ModelContract {
+    /// Reads a contract file (TOML, or JSON for `.json`); fields it omits keep
+    /// their defaults. Checked with [`Self::validate`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, e))?;
+        let contract: Self = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            serde_json::from_str(&text).map_err(|e| {
+                DatasetError::invalid(path, "contract", format!("not a contract in JSON: {e}"))
+            })?
+        } else {
+            toml::from_str(&text).map_err(|e| {
+                DatasetError::invalid(path, "contract", format!("not a contract in TOML: {e}"))
+            })?
+        };
+        contract.validate(path)?;
+        Ok(contract)
+    }
+
+    /// Refuses contracts no network could be built for; `source` names where it came from.
+    pub fn validate(&self, source: &Path) -> Result<()> {
+        let bad = |field: &str, problem: String| Err(DatasetError::invalid(source, field, problem));
+        if self.version != CONTRACT_VERSION {
+            return bad(
+                "version",
+                format!("is {}, this build speaks version {CONTRACT_VERSION}", self.version),
+            );
+        }
+        let (w, h, s) = (self.input.width, self.input.height, self.label_stride);
+        if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) {
+            return bad("input.width/height", format!("{w}x{h} must each lie in 16..=4096"));
+        }
+        if s == 0 || w % s != 0 || h % s != 0 {
+            return bad("label_stride", format!("{s} must divide the input size {w}x{h}"));
+        }
+        if !(1..=8).contains(&self.input.frames) {
+            return bad("input.frames", format!("{} must lie in 1..=8", self.input.frames));
+        }
+        if !(self.input.frame_spacing_secs > 0.0 && self.input.frame_spacing_secs <= 1.0) {
+            return bad(
+                "input.frame_spacing_secs",
+                format!("{} must lie in (0, 1] s", self.input.frame_spacing_secs),
+            );
+        }
+        if self.input.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
+            return bad("input.std", format!("{:?} must all be positive", self.input.std));
+        }
+        let c = &self.camera;
+        if !(c.fx > 0.0 && c.fy > 0.0 && c.cx.is_finite() && c.cy.is_finite()) {
+            return bad(
+                "camera.fx/fy/cx/cy",
+                "focal lengths must be positive, the principal point finite".into(),
+            );
+        }
+        let times = &self.plan_times_secs;
+        if times.is_empty() || times[0] <= 0.0 || times.windows(2).any(|w| w[1] <= w[0]) {
+            return bad("plan_times_secs", format!("{times:?} must be positive and strictly increasing"));
+        }
+        Ok(())
+    }
+
+    /// Depth label size (columns, rows).
+    #[must_use]
+    pub fn label_size(&self) -> (u32, u32) {
+        (self.input.width / self.label_stride, self.input.height / self.label_stride)
+    }
+
+    /// Short content digest (hex, 16 digits): equal contracts, equal digests.
+    #[must_use]
+    pub fn digest(&self) -> String {
+        // serde_json writes fields in declaration order, so this is canonical.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let hash = Sha256::digest(&json);
+        hash.iter().take(8).fold(String::new(), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+    }
+
+    /// The fields where `other` differs from this contract, as `field: ours vs theirs`.
+    #[must_use]
+    pub fn differences(&self, other: &Self) -> Vec<String> {
+        let (a, b) = (serde_json::to_value(self), serde_json::to_value(other));
+        let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (a, b) else {
+            return vec!["contract: not comparable".into()];
+        };
+        let mut out = Vec::new();
+        diff_values("", &serde_json::Value::Object(a), &serde_json::Value::Object(b), &mut out);
+        out
+    }
+}
+
+fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (key, value) in a {
+                let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                match b.get(key) {
+                    Some(other) => diff_values(&name, value, other, out),
+                    None => out.push(format!("{name}: {value} vs (missing)")),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::Vector3;
+
+    #[test]
+    fn default_camera_looks_forward_level() {
+        let c = VirtualCamera::default();
+        let r = c.base_link_from_optical_rotation();
+        // Optical z (forward) is base_link x; optical x (right) is base_link -y.
+        assert!((r * Vector3::z() - Vector3::x()).norm() < 1e-12);
+        assert!((r * Vector3::x() + Vector3::y()).norm() < 1e-12);
+        let down = VirtualCamera { pitch_down_deg: 10.0, ..c };
+        let axis = down.base_link_from_optical_rotation() * Vector3::z();
+        assert!(axis.z < -0.17 && axis.z > -0.18, "a pitched-down axis points below level: {axis}");
+    }
+
+    #[test]
+    fn a_partial_file_overrides_only_its_fields_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "label_stride = 8\n[input]\nwidth = 320\nheight = 160\n").unwrap();
+        let c = ModelContract::load(&path).unwrap();
+        assert_eq!((c.input.width, c.input.height, c.label_stride), (320, 160, 8));
+        assert_eq!(c.plan_times_secs, ModelContract::default().plan_times_secs);
+        assert_ne!(c.digest(), ModelContract::default().digest());
+        let diffs = ModelContract::default().differences(&c);
+        assert!(diffs.iter().any(|d| d.starts_with("input.width: 256 vs 320")), "{diffs:?}");
+
+        std::fs::write(&path, "label_stride = 3\n").unwrap();
+        let err = ModelContract::load(&path).unwrap_err().to_string();
+        assert!(err.contains("c.toml") && err.contains("label_stride"), "{err}");
+        std::fs::write(&path, "plan_times = [1.0]\n").unwrap();
+        let err = ModelContract::load(&path).unwrap_err().to_string();
+        assert!(err.contains("plan_times"), "unknown fields are refused: {err}");
+        let json = dir.path().join("c.json");
+        std::fs::write(&json, r#"{"plan_times_secs": [1.0, 2.0, 3.0]}"#).unwrap();
+        assert_eq!(ModelContract::load(&json).unwrap().plan_times_secs, vec![1.0, 2.0, 3.0]);
+    }
+}
