@@ -30,6 +30,8 @@ pub enum Command {
     Recover(commands::recover::RecoverArgs),
     /// Look at a drive in the rerun viewer (or save it as .rrd, or serve the web viewer).
     Replay(commands::replay::ReplayArgs),
+    /// Distil drives into labels (depth, lead, path) for the camera-only network.
+    Distill(commands::distill::DistillArgs),
     /// Measure performance (results go in docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -47,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Recover(args) => commands::recover::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
+        Command::Distill(args) => commands::distill::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Demo(args) => commands::demo::run(&args),

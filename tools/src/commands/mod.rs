@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod distill;
 pub mod import;
 pub mod inspect;
 pub mod recover;

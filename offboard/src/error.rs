@@ -1,0 +1,50 @@
+//! The error type of nines-offboard: every variant names the drive or file.
+
+use std::path::PathBuf;
+
+use nines_datasets::DatasetError;
+use nines_kernels::KernelError;
+
+/// Result with [`OffboardError`].
+pub type Result<T, E = OffboardError> = std::result::Result<T, E>;
+
+/// What can go wrong distilling labels.
+#[derive(Debug, thiserror::Error)]
+pub enum OffboardError {
+    /// Reading the drive failed (the inner error names the file).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// A kernel failed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The drive lacks something distillation needs.
+    #[error("{drive}: {what}; {fix}")]
+    Missing {
+        /// The drive.
+        drive: PathBuf,
+        /// What is missing.
+        what: String,
+        /// How to get labels anyway.
+        fix: String,
+    },
+    /// A label file or index could not be read or written.
+    #[error("{path}: {detail}")]
+    Labels {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        detail: String,
+    },
+}
+
+impl OffboardError {
+    /// A label-file problem.
+    pub fn labels(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Self::Labels { path: path.into(), detail: detail.into() }
+    }
+
+    /// Something the drive lacks.
+    pub fn missing(drive: impl Into<PathBuf>, what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::Missing { drive: drive.into(), what: what.into(), fix: fix.into() }
+    }
+}
