@@ -105,7 +105,12 @@ pub fn project_points_cpu(points: &[[f32; 3]], projection: &Projection) -> Depth
     points.par_chunks(CHUNK).for_each(|chunk| {
         for p in chunk {
             if let Some((i, z)) = projection.pixel(*p) {
-                zbuf[i].fetch_max(!z.to_bits(), Ordering::Relaxed);
+                // A plain load first: most points lose to what is there, and
+                // x86 has no atomic max, only a compare-exchange loop.
+                let key = !z.to_bits();
+                if key > zbuf[i].load(Ordering::Relaxed) {
+                    zbuf[i].fetch_max(key, Ordering::Relaxed);
+                }
             }
         }
     });

@@ -224,3 +224,25 @@ fn replay_serves_the_web_viewer() {
     assert!(page.to_lowercase().contains("rerun"), "{page:.400}");
     assert!(grpc_up, "the data server listens on {grpc}");
 }
+
+#[test]
+fn bench_project_matches_numpy_pixel_for_pixel_counts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_nines"))
+        .args(["bench", "project", "--points", "200000", "--repeats", "1", "--json"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pixels = |prefix: &str| {
+        rows.as_array().unwrap().iter().find(|r| r["what"].as_str().unwrap().starts_with(prefix)).unwrap()
+            ["pixels_with_depth"]
+            .as_u64()
+            .unwrap()
+    };
+    let (cpu, numpy) = (pixels("cpu kernel, 1 core"), pixels("numpy"));
+    assert!(cpu > 10_000, "{cpu} pixels");
+    // The same projection: only points on a pixel edge may round differently.
+    assert!(cpu.abs_diff(numpy) * 1000 <= cpu, "cpu {cpu} vs numpy {numpy}");
+}

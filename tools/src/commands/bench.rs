@@ -52,6 +52,22 @@ pub enum BenchArgs {
         #[arg(long, default_value = "target/nines-bench")]
         out: PathBuf,
     },
+    /// Lidar points projected per second with a z-buffer: the CPU kernel on
+    /// one core and on all, NumPy doing the same, and CUDA when there is a GPU.
+    Project {
+        /// Points per projection.
+        #[arg(long, default_value_t = 4_000_000)]
+        points: usize,
+        /// Timed repetitions (the best is reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Python with NumPy [default: .venv/bin/python].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Drive-to-.rrd conversion speed of `nines replay --save`, as a
     /// real-time factor, on a simulated drive (the default camera and lidar).
     Replay {
@@ -86,6 +102,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             bench_read(&path, python.as_deref(), python_decode)
         }
         BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
+        BenchArgs::Project { points, repeats, python, json } => {
+            super::bench_project::bench_project(points, repeats, python.as_deref(), json)
+        }
         BenchArgs::Replay { file, family, duration, runs, out } => {
             bench_replay(file, &family, duration, runs, &out)
         }

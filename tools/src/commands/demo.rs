@@ -46,20 +46,47 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let kitti = kitti_dir(args.kitti.as_deref())?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let drive = args.out.join("kitti-000008.mcap");
-    println!("[1/3] importing the real KITTI frame {} -> {}", kitti.display(), drive.display());
+    println!("[1/4] importing the real KITTI frame {} -> {}", kitti.display(), drive.display());
     let report = nines_datasets::import::import_kitti_object(&kitti, &drive, 1_000_000_000)
         .with_context(|| format!("importing {}", kitti.display()))?;
     println!("      {} lidar points, {} labelled objects", report.points, report.objects);
-    println!("[2/3] inspecting {}", drive.display());
+    println!("[2/4] inspecting {}", drive.display());
     let (summary, sync) = super::inspect::inspect(&drive)?;
     print!("{}", super::inspect::render(&summary, sync.as_ref()));
     let rrd = drive.with_extension("rrd");
-    println!("[3/3] replaying {} into the rerun recording {}", drive.display(), rrd.display());
+    println!("[3/4] replaying {} into the rerun recording {}", drive.display(), rrd.display());
     let replayed = crate::replay::save_rrd(&drive, &rrd, &crate::replay::ReplayOptions::default())?;
     println!(
         "      {} entities; {} lidar points drawn on the camera image",
         replayed.entities.len(),
         replayed.overlaid_points
+    );
+    let labels = args.out.join("labels");
+    println!(
+        "[4/4] distilling its lidar into labels (in the model's virtual camera) -> {}",
+        labels.display()
+    );
+    let distilled = nines_offboard::distill::distill_drive(
+        &drive,
+        &nines_kernels::Kernels::cpu(),
+        &nines_offboard::distill::DistillOptions::default(),
+        &|| {},
+    )?;
+    let stats = nines_offboard::labels::LabelStats::of(&distilled);
+    std::fs::create_dir_all(&labels).with_context(|| format!("creating {}", labels.display()))?;
+    nines_offboard::labels::write_shard(
+        &labels.join("kitti-000008.safetensors"),
+        &distilled,
+        &nines_datasets::contract::ModelContract::default().digest(),
+        &nines_offboard::labels::file_digest(&drive)?,
+    )?;
+    println!(
+        "      depth on {:.1}% of the {}x{} label, lead {} ({:.1} m ahead)",
+        100.0 * stats.depth_coverage,
+        distilled.depth_shape[1],
+        distilled.depth_shape[0],
+        if stats.lead_present > 0 { "found" } else { "none" },
+        distilled.lead.get(1).copied().unwrap_or(0.0)
     );
     println!("\ndemo done:");
     println!(
@@ -68,5 +95,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         rrd.display()
     );
     println!("  inspect the drive:  nines inspect {}", drive.display());
+    println!("  distil it yourself: nines distill {} --out labels --native --report", drive.display());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One module per `nines` subcommand.
 
 pub mod bench;
+mod bench_project;
 pub mod demo;
 pub mod distill;
 pub mod import;
