@@ -215,12 +215,7 @@ impl ModelContract {
     pub fn digest(&self) -> String {
         // serde_json writes fields in declaration order, so this is canonical.
         let json = serde_json::to_vec(self).unwrap_or_default();
-        let hash = Sha256::digest(&json);
-        hash.iter().take(8).fold(String::new(), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+        short_hex(&Sha256::digest(&json))
     }
 
     /// The fields where `other` differs from this contract, as `field: ours vs theirs`.
@@ -234,6 +229,16 @@ impl ModelContract {
         diff_values("", &serde_json::Value::Object(a), &serde_json::Value::Object(b), &mut out);
         out
     }
+}
+
+/// The first 8 bytes of a digest as 16 hex digits (contract and drive digests).
+#[must_use]
+pub fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {

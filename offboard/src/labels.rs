@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use half::f16;
-use nines_datasets::contract::ModelContract;
+use nines_datasets::contract::{ModelContract, short_hex};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -113,11 +113,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().take(8).fold(String::new(), |mut hex, b| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{b:02x}");
-        hex
-    }))
+    Ok(short_hex(&hasher.finalize()))
 }
 
 impl LabelIndex {
