@@ -231,6 +231,79 @@ impl ModelContract {
     }
 }
 
+/// The metadata key of an exported ONNX model that holds its [`ModelCard`] (JSON).
+pub const ONNX_METADATA_KEY: &str = "nines.contract";
+
+/// What an exported model carries in `metadata_props["nines.contract"]`:
+/// the contract it was trained under, its tensors with units, where its
+/// training data came from, and how it scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// The contract (input size, stacked frames and spacing, normalisation,
+    /// virtual camera, label stride, plan time grid).
+    pub contract: ModelContract,
+    /// [`ModelContract::digest`] of it.
+    pub contract_digest: String,
+    /// Input tensors.
+    pub inputs: Vec<TensorSpec>,
+    /// Output tensors.
+    pub outputs: Vec<TensorSpec>,
+    /// Digest of the label shards it was trained on (their drive digests and contract).
+    pub training_data_digest: String,
+    /// Model preset, parameters, GFLOPs per image.
+    pub model: serde_json::Value,
+    /// Validation metrics of the exported weights (nines-offboard's `Metrics`).
+    pub metrics: serde_json::Value,
+}
+
+/// One input or output tensor of an exported model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// ONNX name.
+    pub name: String,
+    /// Element type.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// What the numbers mean.
+    pub units: String,
+}
+
+impl ModelCard {
+    /// The inputs and outputs that `contract` fixes (DESIGN.md section 3).
+    #[must_use]
+    pub fn tensors(contract: &ModelContract) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
+        let spec = |name: &str, shape: Vec<usize>, units: &str| TensorSpec {
+            name: name.into(),
+            dtype: "float32".into(),
+            shape,
+            units: units.into(),
+        };
+        let (w, h) = (contract.input.width as usize, contract.input.height as usize);
+        let (dw, dh) = contract.label_size();
+        let inputs = vec![
+            spec(
+                "image",
+                vec![1, 3 * contract.input.frames as usize, h, w],
+                "RGB frames newest first, (pixel/255 - mean)/std, warped into the virtual camera",
+            ),
+            spec("speed", vec![1, 1], "ego speed, m/s"),
+        ];
+        let outputs = vec![
+            spec("depth", vec![1, 1, dh as usize, dw as usize], "camera z, m"),
+            spec(
+                "plan",
+                vec![1, contract.plan_times_secs.len(), 3],
+                "x m, y m, v m/s at plan_times_secs, base_link now",
+            ),
+            spec("lead", vec![1, 3], "presence probability, distance along the path m, relative speed m/s"),
+        ];
+        (inputs, outputs)
+    }
+}
+
 /// The first 8 bytes of a digest as 16 hex digits (contract and drive digests).
 #[must_use]
 pub fn short_hex(digest: &[u8]) -> String {

@@ -5,14 +5,17 @@
 //! - [`project`]: points into a camera with a z-buffer (nearest wins).
 //! - [`warp`]: an image into the model's virtual camera, resized and
 //!   normalised to planar f32 (distillation and the onboard runtime both use it).
+//! - [`mapped`]: read-only memory-mapped files (label shards for training).
 //!
 //! Depends on nines-datasets only; never on the simulator, training or the
-//! runtime. Unsafe code lives in `cuda` alone, one `SAFETY` line per block.
+//! runtime. Unsafe code lives in `cuda` and `mapped` alone, one `SAFETY`
+//! comment per block.
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
 pub mod lens;
+pub mod mapped;
 pub mod project;
 pub mod warp;
 

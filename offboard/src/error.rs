@@ -35,9 +35,28 @@ pub enum OffboardError {
         /// What went wrong, and what to do.
         detail: String,
     },
+    /// A training configuration that cannot be used (names the key and the fix).
+    #[error("{0}")]
+    Config(String),
+    /// A training run's folder or files (names the file and the fix).
+    #[error("{path}: {detail}")]
+    Run {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        detail: String,
+    },
+    /// Training, evaluation or export failed in the tensor library or in ONNX Runtime.
+    #[error("{0}")]
+    Model(String),
 }
 
 impl OffboardError {
+    /// A run-folder problem.
+    pub fn run(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Self::Run { path: path.into(), detail: detail.into() }
+    }
+
     /// A label-file problem.
     pub fn labels(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
         Self::Labels { path: path.into(), detail: detail.into() }

@@ -32,6 +32,10 @@ pub enum Command {
     Replay(commands::replay::ReplayArgs),
     /// Distil drives into labels (depth, lead, path) for the camera-only network.
     Distill(commands::distill::DistillArgs),
+    /// Train the camera-only network on labels (burn; CPU, or GPU with the `gpu` feature).
+    Train(commands::train::TrainArgs),
+    /// Export a trained run to ONNX, checked against ONNX Runtime.
+    Export(commands::export::ExportArgs),
     /// Measure performance (results go in docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -50,6 +54,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recover(args) => commands::recover::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Distill(args) => commands::distill::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Export(args) => commands::export::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Demo(args) => commands::demo::run(&args),

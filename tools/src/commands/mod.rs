@@ -4,12 +4,14 @@ pub mod bench;
 mod bench_project;
 pub mod demo;
 pub mod distill;
+pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod recover;
 pub mod replay;
 pub mod sim;
 mod snapshot;
+pub mod train;
 
 /// A spinner on stderr for work without a known length.
 pub(crate) fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {

@@ -1,0 +1,588 @@
+//! Training data: label shards memory-mapped, samples with their stacked
+//! history frames, a train/validation split by drive (never by frame: two
+//! frames 0.1 s apart are nearly the same picture), shuffled batches
+//! assembled on worker threads, photometric augmentation.
+//!
+//! Augmentation changes only the pixels (gamma, contrast, brightness,
+//! colour balance, noise), the same way for every stacked frame of a
+//! sample. Nothing geometric: a flipped image would need a flipped plan,
+//! lead and camera mount, and the contract's camera is not symmetric in
+//! general.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use half::f16;
+use nines_datasets::contract::ModelContract;
+use nines_kernels::mapped::MappedFile;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::labels::{INDEX_FILE, LabelIndex};
+use crate::{OffboardError, Result};
+
+/// One frame of one drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SampleRef {
+    /// Index into [`LabelSet::drives`].
+    pub drive: u32,
+    /// Frame within the drive's shard (the newest of the stack).
+    pub frame: u32,
+}
+
+/// Byte range of a tensor inside a mapped shard.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// One drive's shard: the large tensors stay in the mapping, the small
+/// ones are read into memory.
+#[derive(Debug)]
+pub struct DriveShard {
+    /// The shard file name inside the label folder.
+    pub name: String,
+    /// The drive the labels came from.
+    pub drive: PathBuf,
+    /// The drive's digest.
+    pub drive_digest: String,
+    file: MappedFile,
+    image: Span,
+    depth: Span,
+    /// Frames in the shard.
+    pub frames: usize,
+    /// Ego speed per frame, m/s.
+    pub speed: Vec<f32>,
+    /// Capture stamps, ns.
+    pub stamp: Vec<i64>,
+    /// Plan labels [frames, T, 3].
+    pub plan: Vec<f32>,
+    /// Plan validity [frames, T].
+    pub plan_valid: Vec<u8>,
+    /// Lead labels [frames, 3].
+    pub lead: Vec<f32>,
+    /// Lead validity [frames, 2].
+    pub lead_valid: Vec<u8>,
+    /// For each usable frame, the frames stacked with it, newest first.
+    stacks: Vec<Vec<u32>>,
+}
+
+/// The label folder, opened for training.
+#[derive(Debug)]
+pub struct LabelSet {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its index.
+    pub index: LabelIndex,
+    /// Shards, sorted by file name.
+    pub drives: Vec<DriveShard>,
+    /// Input image [3, H, W] of one frame.
+    pub image_shape: [usize; 3],
+    /// Depth label [h, w].
+    pub depth_shape: [usize; 2],
+    /// Plan time steps.
+    pub plan_steps: usize,
+    /// Frames stacked per sample.
+    pub frames_per_sample: usize,
+}
+
+impl LabelSet {
+    /// Opens `dir` (made by `nines distill`), refusing labels made under
+    /// another contract than `expected` when one is given.
+    pub fn open(dir: &Path, expected: Option<&ModelContract>) -> Result<Self> {
+        let index = LabelIndex::load(dir)?.ok_or_else(|| {
+            OffboardError::labels(
+                dir.join(INDEX_FILE),
+                "no label index here; make labels with `nines distill DRIVES --out DIR` first",
+            )
+        })?;
+        if let Some(expected) = expected {
+            let differences = index.contract.differences(expected);
+            if !differences.is_empty() {
+                let mut detail = format!(
+                    "these labels were made under contract {}, but this run trains under {}:",
+                    index.contract_digest,
+                    expected.digest()
+                );
+                for d in &differences {
+                    detail.push_str("\n  ");
+                    detail.push_str(d);
+                }
+                detail.push_str(
+                    "\ndistil the drives again under the run's contract, or start a new run on these labels",
+                );
+                return Err(OffboardError::labels(dir.join(INDEX_FILE), detail));
+            }
+        }
+        let contract = &index.contract;
+        let frames_per_sample = contract.input.frames.max(1) as usize;
+        let mut entries: Vec<_> = index.shards.iter().collect();
+        entries.sort_by(|a, b| a.shard.cmp(&b.shard));
+        let mut drives = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let path = dir.join(&entry.shard);
+            let shard = DriveShard::open(&path, entry, &index.contract_digest, contract)?;
+            drives.push(shard);
+        }
+        if drives.is_empty() {
+            return Err(OffboardError::labels(
+                dir.join(INDEX_FILE),
+                "the index lists no labelled drive; distil some drives into this folder first",
+            ));
+        }
+        let (width, height) = (contract.input.width as usize, contract.input.height as usize);
+        let (dw, dh) = contract.label_size();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            image_shape: [3, height, width],
+            depth_shape: [dh as usize, dw as usize],
+            plan_steps: contract.plan_times_secs.len(),
+            frames_per_sample,
+            index,
+            drives,
+        })
+    }
+
+    /// The contract the labels were made under.
+    #[must_use]
+    pub fn contract(&self) -> &ModelContract {
+        &self.index.contract
+    }
+
+    /// Every usable sample of the given drives, in drive and frame order.
+    #[must_use]
+    pub fn samples(&self, drives: &[usize]) -> Vec<SampleRef> {
+        drives
+            .iter()
+            .flat_map(|&d| {
+                self.drives[d].stacks.iter().map(move |stack| SampleRef { drive: d as u32, frame: stack[0] })
+            })
+            .collect()
+    }
+
+    /// Splits the drives into training and validation, by drive: a seeded
+    /// shuffle of the drive digests, `fraction` of them (at least one) held out.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<Split> {
+        let n = self.drives.len();
+        if n < 2 {
+            return Err(OffboardError::labels(
+                self.dir.join(INDEX_FILE),
+                format!(
+                    "{n} labelled drive; training needs at least 2 (validation is held out by drive): distil more drives"
+                ),
+            ));
+        }
+        let held = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| self.drives[a].drive_digest.cmp(&self.drives[b].drive_digest));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for i in (1..n).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let validation: BTreeSet<usize> = order[..held].iter().copied().collect();
+        let name = |d: usize| self.drives[d].name.clone();
+        Ok(Split {
+            train: (0..n).filter(|d| !validation.contains(d)).map(name).collect(),
+            validation: validation.into_iter().map(name).collect(),
+        })
+    }
+
+    /// Drive indices of shard names (as a [`Split`] lists them).
+    pub fn drive_indices(&self, names: &[String]) -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|name| {
+                self.drives.iter().position(|d| &d.name == name).ok_or_else(|| {
+                    OffboardError::labels(
+                        self.dir.join(INDEX_FILE),
+                        format!("the run was trained on {name}, which this label folder no longer has"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Mean of every labelled depth pixel of the given drives (the
+    /// mean-depth baseline), m.
+    #[must_use]
+    pub fn mean_depth(&self, drives: &[usize]) -> f32 {
+        let (mut sum, mut count) = (0.0f64, 0u64);
+        for &d in drives {
+            let bytes = self.drives[d].depth_bytes();
+            for pair in bytes.chunks_exact(2) {
+                let v = f16::from_le_bytes([pair[0], pair[1]]).to_f32();
+                if v > 0.0 {
+                    sum += f64::from(v);
+                    count += 1;
+                }
+            }
+        }
+        if count == 0 { 0.0 } else { (sum / count as f64) as f32 }
+    }
+}
+
+/// Which drives train and which validate, by shard name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// Training drives.
+    pub train: Vec<String>,
+    /// Held-out drives.
+    pub validation: Vec<String>,
+}
+
+impl DriveShard {
+    fn open(
+        path: &Path,
+        entry: &crate::labels::ShardEntry,
+        contract_digest: &str,
+        contract: &ModelContract,
+    ) -> Result<Self> {
+        let bad = |detail: String| OffboardError::labels(path, detail);
+        let file = MappedFile::open(path).map_err(|e| {
+            bad(format!(
+                "cannot open the shard ({e}); run `nines distill` again for {}",
+                entry.drive.display()
+            ))
+        })?;
+        let bytes = file.bytes();
+        let (header, meta) =
+            SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors shard: {e}")))?;
+        let meta_digest = meta.metadata().as_ref().and_then(|m| m.get("nines.contract_digest").cloned());
+        if meta_digest.as_deref() != Some(contract_digest) {
+            return Err(bad(format!(
+                "made under contract {}, but the index says {contract_digest}; distil this drive again",
+                meta_digest.as_deref().unwrap_or("(none)")
+            )));
+        }
+        let data_start = 8 + header;
+        let span = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<Span> {
+            let info = meta.info(name).ok_or_else(|| bad(format!("has no tensor `{name}`")))?;
+            if info.dtype != dtype || info.shape != shape {
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?} {:?}, expected {dtype:?} {shape:?} (the index's contract)",
+                    info.dtype, info.shape
+                )));
+            }
+            let (start, end) = info.data_offsets;
+            Ok(Span { start: data_start + start, end: data_start + end })
+        };
+        let n = meta.info("stamp").map_or(0, |i| i.shape.first().copied().unwrap_or(0));
+        let (w, h) = (contract.input.width as usize, contract.input.height as usize);
+        let (dw, dh) = contract.label_size();
+        let t = contract.plan_times_secs.len();
+        let image = span("image", Dtype::U8, &[n, 3, h, w])?;
+        let depth = span("depth", Dtype::F16, &[n, 1, dh as usize, dw as usize])?;
+        let f32s = |s: Span| -> Vec<f32> {
+            bytes[s.start..s.end]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let speed = f32s(span("speed", Dtype::F32, &[n])?);
+        let plan = f32s(span("plan", Dtype::F32, &[n, t, 3])?);
+        let lead = f32s(span("lead", Dtype::F32, &[n, 3])?);
+        let s = span("plan_valid", Dtype::U8, &[n, t])?;
+        let plan_valid = bytes[s.start..s.end].to_vec();
+        let s = span("lead_valid", Dtype::U8, &[n, 2])?;
+        let lead_valid = bytes[s.start..s.end].to_vec();
+        let s = span("stamp", Dtype::I64, &[n])?;
+        let stamp: Vec<i64> = bytes[s.start..s.end]
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        if stamp.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(bad("frame stamps are not increasing; distil this drive again".into()));
+        }
+        let stacks = stacks(&stamp, contract.input.frames.max(1) as usize, contract.input.frame_spacing_secs);
+        Ok(Self {
+            name: entry.shard.clone(),
+            drive: entry.drive.clone(),
+            drive_digest: entry.drive_digest.clone(),
+            file,
+            image,
+            depth,
+            frames: n,
+            speed,
+            stamp,
+            plan,
+            plan_valid,
+            lead,
+            lead_valid,
+            stacks,
+        })
+    }
+
+    fn image_bytes(&self) -> &[u8] {
+        &self.file.bytes()[self.image.start..self.image.end]
+    }
+
+    fn depth_bytes(&self) -> &[u8] {
+        &self.file.bytes()[self.depth.start..self.depth.end]
+    }
+
+    fn stack_of(&self, frame: u32) -> Option<&[u32]> {
+        self.stacks.iter().find(|s| s[0] == frame).map(Vec::as_slice)
+    }
+}
+
+/// For each frame that has its whole history, the frame indices stacked
+/// with it (newest first): the frame nearest each `k * spacing` earlier,
+/// within a quarter of the spacing (or 20 ms when frames are not spaced).
+fn stacks(stamp: &[i64], frames: usize, spacing_secs: f64) -> Vec<Vec<u32>> {
+    let spacing_ns = spacing_secs * 1e9;
+    let tolerance = (spacing_ns / 4.0).max(20e6);
+    (0..stamp.len())
+        .filter_map(|i| {
+            let mut stack = vec![i as u32];
+            for k in 1..frames {
+                let want = stamp[i] as f64 - k as f64 * spacing_ns;
+                let j = stamp[..=i]
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| (*a.1 as f64 - want).abs().total_cmp(&(*b.1 as f64 - want).abs()))
+                    .map(|(j, _)| j)?;
+                if (stamp[j] as f64 - want).abs() > tolerance {
+                    return None;
+                }
+                stack.push(j as u32);
+            }
+            Some(stack)
+        })
+        .collect()
+}
+
+/// A batch, flat and row-major, ready to become tensors.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Samples.
+    pub size: usize,
+    /// Normalised images [B, 3F, H, W].
+    pub image: Vec<f32>,
+    /// Ego speed [B], m/s.
+    pub speed: Vec<f32>,
+    /// Depth labels [B, 1, h, w], m (0 = none).
+    pub depth: Vec<f32>,
+    /// Plan labels [B, T, 3].
+    pub plan: Vec<f32>,
+    /// Plan validity [B, T], 0 or 1.
+    pub plan_valid: Vec<f32>,
+    /// Lead labels [B, 3].
+    pub lead: Vec<f32>,
+    /// Lead validity [B, 2], 0 or 1.
+    pub lead_valid: Vec<f32>,
+    /// Which samples.
+    pub samples: Vec<SampleRef>,
+}
+
+/// Photometric augmentation draws for one sample.
+#[derive(Debug, Clone, Copy)]
+struct Photometric {
+    gamma: f32,
+    contrast: f32,
+    gain: [f32; 3],
+    noise: f32,
+}
+
+impl Photometric {
+    fn draw(rng: &mut ChaCha8Rng) -> Self {
+        let brightness = rng.random_range(0.75..1.25f32);
+        Self {
+            gamma: rng.random_range(0.8..1.25),
+            contrast: rng.random_range(0.75..1.25),
+            gain: std::array::from_fn(|_| brightness * rng.random_range(0.93..1.07f32)),
+            noise: rng.random_range(0.0..0.03),
+        }
+    }
+}
+
+impl LabelSet {
+    /// Assembles one batch. `augment` seeds the photometric augmentation
+    /// (None: the pixels as recorded).
+    #[must_use]
+    pub fn batch(&self, samples: &[SampleRef], augment: Option<u64>) -> Batch {
+        let contract = self.contract();
+        let [_, h, w] = self.image_shape;
+        let [dh, dw] = self.depth_shape;
+        let f = self.frames_per_sample;
+        let t = self.plan_steps;
+        let plane = h * w;
+        let mut batch = Batch {
+            size: samples.len(),
+            image: vec![0.0; samples.len() * 3 * f * plane],
+            samples: samples.to_vec(),
+            ..Batch::default()
+        };
+        for (b, sample) in samples.iter().enumerate() {
+            let drive = &self.drives[sample.drive as usize];
+            let frame = sample.frame as usize;
+            let stack = drive.stack_of(sample.frame).unwrap_or(&[]);
+            let mut rng = augment
+                .map(|seed| ChaCha8Rng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+            let photo = rng.as_mut().map(Photometric::draw);
+            let images = drive.image_bytes();
+            for (k, &src) in stack.iter().enumerate() {
+                let src = &images[src as usize * 3 * plane..(src as usize + 1) * 3 * plane];
+                for c in 0..3 {
+                    let out_start = ((b * f + k) * 3 + c) * plane;
+                    let out = &mut batch.image[out_start..out_start + plane];
+                    let (mean, std) = (contract.input.mean[c], contract.input.std[c]);
+                    let pixels = &src[c * plane..(c + 1) * plane];
+                    match (photo, rng.as_mut()) {
+                        (Some(p), Some(rng)) => {
+                            for (o, &v) in out.iter_mut().zip(pixels) {
+                                let x = (f32::from(v) / 255.0).powf(p.gamma);
+                                let x = ((x - 0.5) * p.contrast + 0.5) * p.gain[c]
+                                    + p.noise * rng.random_range(-1.0..1.0f32);
+                                *o = (x.clamp(0.0, 1.0) - mean) / std;
+                            }
+                        }
+                        _ => {
+                            for (o, &v) in out.iter_mut().zip(pixels) {
+                                *o = (f32::from(v) / 255.0 - mean) / std;
+                            }
+                        }
+                    }
+                }
+            }
+            let depth = drive.depth_bytes();
+            let d0 = frame * dh * dw * 2;
+            batch.depth.extend(
+                depth[d0..d0 + dh * dw * 2]
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            );
+            batch.speed.push(drive.speed[frame]);
+            batch.plan.extend_from_slice(&drive.plan[frame * t * 3..(frame + 1) * t * 3]);
+            batch
+                .plan_valid
+                .extend(drive.plan_valid[frame * t..(frame + 1) * t].iter().map(|&v| f32::from(v)));
+            batch.lead.extend_from_slice(&drive.lead[frame * 3..frame * 3 + 3]);
+            batch.lead_valid.extend(drive.lead_valid[frame * 2..frame * 2 + 2].iter().map(|&v| f32::from(v)));
+        }
+        batch
+    }
+}
+
+/// The batches of one pass over `samples`, assembled ahead on worker
+/// threads and delivered in order (the order, and so training, does not
+/// depend on thread timing).
+pub struct Batches {
+    receivers: Vec<Receiver<Batch>>,
+    next: usize,
+    count: usize,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How a pass draws its batches.
+#[derive(Debug, Clone, Copy)]
+pub struct PassSpec {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Shuffle with this seed (None: in order).
+    pub shuffle: Option<u64>,
+    /// Augment with seeds derived from this one (None: no augmentation).
+    pub augment: Option<u64>,
+    /// Drop a last batch smaller than `batch_size` (batch norm needs more than one sample).
+    pub drop_last: bool,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+impl Batches {
+    /// Starts a pass.
+    #[must_use]
+    pub fn start(set: &Arc<LabelSet>, samples: &[SampleRef], spec: PassSpec) -> Self {
+        let mut order = samples.to_vec();
+        if let Some(seed) = spec.shuffle {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
+        }
+        let size = spec.batch_size.max(1);
+        let mut chunks: Vec<Vec<SampleRef>> = order.chunks(size).map(<[SampleRef]>::to_vec).collect();
+        if spec.drop_last && chunks.last().is_some_and(|c| c.len() < size) {
+            chunks.pop();
+        }
+        let count = chunks.len();
+        let chunks = Arc::new(chunks);
+        let workers = spec.workers.clamp(1, count.max(1));
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(2);
+            let (set, chunks) = (Arc::clone(set), Arc::clone(&chunks));
+            let augment = spec.augment;
+            let handle =
+                std::thread::Builder::new().name(format!("nines-loader-{worker}")).spawn(move || {
+                    for (b, chunk) in chunks.iter().enumerate().skip(worker).step_by(workers) {
+                        let seed = augment.map(|s| s ^ (b as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
+                        if tx.send(set.batch(chunk, seed)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Ok(handle) = handle {
+                handles.push(handle);
+                receivers.push(rx);
+            }
+        }
+        Self { receivers, next: 0, count, workers: handles }
+    }
+
+    /// Batches in this pass.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the pass has no batch.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.next >= self.count || self.receivers.is_empty() {
+            return None;
+        }
+        let batch = self.receivers[self.next % self.receivers.len()].recv().ok();
+        self.next += 1;
+        batch
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Disconnecting the channels stops the workers at their next send.
+        self.receivers.clear();
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_find_the_frame_one_spacing_back() {
+        let ms = 1_000_000i64;
+        // 10 Hz with one frame missing (at 300 ms).
+        let stamp = [0, 100 * ms, 200 * ms, 400 * ms, 500 * ms];
+        let stacks = stacks(&stamp, 2, 0.1);
+        // Frame 0 has no history; frame 3 (400 ms) lacks 300 ms.
+        assert_eq!(stacks, vec![vec![1, 0], vec![2, 1], vec![4, 3]]);
+        assert_eq!(super::stacks(&stamp, 1, 0.1).len(), 5);
+    }
+}

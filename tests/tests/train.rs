@@ -1,0 +1,226 @@
+//! Training and export end to end, on CPU: simulated drives distilled into
+//! labels, the tiny network trained for a couple of minutes and scored on
+//! held-out drives against the baselines, exported to ONNX and checked by
+//! the peers (onnx.checker, Python onnxruntime) and by `ort` in Rust.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use clap::Parser;
+use nines_datasets::contract::ModelContract;
+use nines_offboard::OffboardError;
+use nines_offboard::export::{ExportOptions, export, read_card, run_session};
+use nines_offboard::onnx_runtime;
+use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
+use nines_tests::run_peer;
+
+/// Simulated drives distilled once for every test in this file.
+fn labels() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let drives = dir.path().join("drives");
+        let labels = dir.path().join("labels");
+        let nines = |args: &[&str]| {
+            let cli = nines_tools::Cli::parse_from(std::iter::once("nines").chain(args.iter().copied()));
+            nines_tools::run(cli).unwrap();
+        };
+        let out = drives.to_str().unwrap();
+        nines(&[
+            "sim",
+            "batch",
+            "--families",
+            "straight,curves,lead_brake,cut_in,stopped_vehicle,parked_street",
+            "--seeds",
+            "0..1",
+            "--duration",
+            "20",
+            "--width",
+            "256",
+            "--height",
+            "128",
+            "--out",
+            out,
+        ]);
+        let mut args = vec!["distill".to_owned()];
+        let mut mcaps: Vec<PathBuf> =
+            std::fs::read_dir(&drives).unwrap().map(|e| e.unwrap().path()).collect();
+        mcaps.sort();
+        args.extend(mcaps.iter().map(|p| p.to_string_lossy().into_owned()));
+        args.extend(["--out".into(), labels.to_string_lossy().into_owned(), "--jobs".into(), "2".into()]);
+        nines(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        dir
+    })
+    .path()
+    .join("labels")
+    .leak()
+}
+
+fn config(text: &str) -> TrainConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train.toml");
+    std::fs::write(&path, text).unwrap();
+    TrainConfig::load(&path).unwrap()
+}
+
+fn train_quietly(config: &TrainConfig, out: &Path, resume: bool) -> Result<TrainSummary, OffboardError> {
+    train(labels(), Some(config), out, TrainDevice::Cpu, resume, &mut |_| {})
+}
+
+#[test]
+fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("runs/tiny");
+    let summary = train_quietly(&config("preset = \"tiny\"\nepochs = 4\n"), &run, false).unwrap();
+    let best = summary
+        .epochs
+        .iter()
+        .min_by(|a, b| a.validation_loss.total.total_cmp(&b.validation_loss.total))
+        .unwrap();
+    let (model, baseline) = (&best.validation, &summary.baselines.metrics);
+    assert!(model.depth.pixels > 10_000 && model.plan.samples[1] > 50, "{model:?}");
+    assert!(
+        model.depth.abs_rel < baseline.depth.abs_rel,
+        "depth AbsRel {:.3} vs mean-depth baseline {:.3}",
+        model.depth.abs_rel,
+        baseline.depth.abs_rel
+    );
+    assert!(
+        model.plan.ade[1] <= 1.2 * baseline.plan.ade[1],
+        "plan ADE@2s {:.3} m vs constant velocity {:.3} m",
+        model.plan.ade[1],
+        baseline.plan.ade[1]
+    );
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    for file in ["config.toml", "model.json", "contract.json", "split.json", "best/model.bpk", "state.json"] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("split.json")).unwrap()).unwrap();
+    let (train_drives, validation_drives) =
+        (split["train"].as_array().unwrap(), split["validation"].as_array().unwrap());
+    assert!(!validation_drives.is_empty() && validation_drives.iter().all(|v| !train_drives.contains(v)));
+
+    // Export through the CLI; the model card names the contract and the metrics.
+    let onnx = dir.path().join("model.onnx");
+    let cli = nines_tools::Cli::parse_from([
+        "nines",
+        "export",
+        run.to_str().unwrap(),
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
+    nines_tools::run(cli).unwrap();
+    let card = read_card(&onnx).unwrap();
+    assert_eq!(card.contract, ModelContract::default());
+    assert_eq!(card.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["depth", "plan", "lead"]);
+    assert!(card.metrics["depth"]["abs_rel"].as_f64().unwrap() > 0.0);
+
+    // Peers: onnx.checker (full check) and Python onnxruntime, against ort in Rust.
+    let contract = ModelContract::default();
+    let (w, h) = (contract.input.width as usize, contract.input.height as usize);
+    let image: Vec<f32> = (0..6 * h * w).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let inputs = dir.path().join("inputs.json");
+    std::fs::write(
+        &inputs,
+        serde_json::json!({"image": image, "image_shape": [1, 6, h, w], "speed": 7.5}).to_string(),
+    )
+    .unwrap();
+    let peer_out = dir.path().join("peer.json");
+    let _ = run_peer("onnx_check.py", &[&onnx, &inputs, &peer_out]);
+    let peer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&peer_out).unwrap()).unwrap();
+    assert_eq!(peer["shapes"]["depth"], serde_json::json!([1, 1, h / 4, w / 4]));
+    assert_eq!(peer["shapes"]["plan"], serde_json::json!([1, 6, 3]));
+    assert_eq!(peer["shapes"]["lead"], serde_json::json!([1, 3]));
+    assert_eq!(peer["inputs"]["image"], serde_json::json!([1, 6, h, w]));
+    assert!(peer["metadata"]["nines.contract"].as_str().unwrap().contains("\"plan_times_secs\""));
+    let mut session = onnx_runtime::session(&std::fs::read(&onnx).unwrap()).unwrap();
+    let ours = run_session(&mut session, &image, [6, h, w], 7.5).unwrap();
+    for (name, values) in ["depth", "plan", "lead"].iter().zip(&ours) {
+        let theirs: Vec<f32> =
+            peer["outputs"][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        assert_eq!(theirs.len(), values.len(), "{name}");
+        let worst =
+            theirs.iter().zip(values).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "{name}: Python onnxruntime and ort differ by {worst}");
+    }
+    let lead = &ours[2];
+    assert!((0.0..=1.0).contains(&lead[0]), "presence is a probability: {lead:?}");
+
+    // A parity bound no float computation meets: nothing written, the error names the output.
+    let refused = dir.path().join("refused.onnx");
+    let options = ExportOptions { tolerance: 0.0, samples: 4, ..ExportOptions::default() };
+    let error = export(&run, &refused, &options).unwrap_err().to_string();
+    assert!(!refused.exists(), "a model that failed parity was written");
+    assert!(error.contains("parity failed: output `") && error.contains("differs"), "{error}");
+}
+
+#[test]
+fn resume_continues_exactly_where_the_checkpoint_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config("preset = \"tiny\"\nsteps_per_epoch = 6\nbatch_size = 8\nepochs = 2\n");
+    let straight = dir.path().join("straight");
+    train_quietly(&config, &straight, false).unwrap();
+
+    // The same run, killed halfway through its second epoch.
+    let resumed = dir.path().join("resumed");
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut epoch = 0;
+        let mut steps = 0;
+        train(labels(), Some(&config), &resumed, TrainDevice::Cpu, false, &mut |p| match p {
+            Progress::EpochStart { epoch: e, .. } => epoch = *e,
+            Progress::Step { .. } if epoch == 2 => {
+                steps += 1;
+                assert!(steps < 3, "killed mid-epoch");
+            }
+            _ => {}
+        })
+    }));
+    assert!(killed.is_err());
+    // Without --resume an existing run is refused; with it, the run goes on.
+    let error = train_quietly(&config, &resumed, false).unwrap_err();
+    assert!(error.to_string().contains("--resume"), "{error}");
+    let summary = train_quietly(&config, &resumed, true).unwrap();
+    assert_eq!(summary.epochs.len(), 2);
+
+    let metrics = |run: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("images_per_sec");
+                v
+            })
+            .collect()
+    };
+    // Losses and validation metrics of both epochs, to the last bit.
+    assert_eq!(metrics(&straight), metrics(&resumed));
+}
+
+#[test]
+fn bad_configs_and_foreign_labels_are_refused_with_the_key_or_the_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train.toml");
+    std::fs::write(&path, "preset = \"tiny\"\nepoch = 3\n").unwrap();
+    let error = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(error.contains("epoch") && error.contains("train.toml"), "{error}");
+    std::fs::write(&path, "batch_size = 1\n").unwrap();
+    let error = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(error.contains("batch_size"), "{error}");
+
+    // A run's contract is the labels'; a label folder under another contract is refused.
+    let other = ModelContract { plan_times_secs: vec![1.0, 2.0, 3.0], ..ModelContract::default() };
+    let error = nines_offboard::data::LabelSet::open(labels(), Some(&other)).unwrap_err().to_string();
+    assert!(error.contains("plan_times_secs") && error.contains("contract"), "{error}");
+
+    // GPU training in a build without the `gpu` feature (the test build)
+    // says how to get it, and writes nothing.
+    let gpu_run = dir.path().join("gpu");
+    let error = train(labels(), None, &gpu_run, TrainDevice::Gpu, false, &mut |_| {}).unwrap_err();
+    assert!(error.to_string().contains("--features gpu"), "{error}");
+    assert!(!gpu_run.exists());
+}

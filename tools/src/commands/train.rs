@@ -1,0 +1,131 @@
+//! `nines train`: the camera-only network from label shards (burn).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TrainDeviceArg {
+    /// burn's flex backend on every core.
+    Cpu,
+    /// burn's Vulkan backend on the first GPU (builds with `--features gpu`).
+    Gpu,
+}
+
+/// Arguments of `nines train`.
+#[derive(Debug, Args)]
+#[command(long_about = "Train the camera-only network (depth, plan, lead) on labels made by \
+`nines distill`. Drives are split into training and validation (by drive, never by frame); \
+each epoch is validated and written to OUT/metrics.jsonl, with a checkpoint, the best model \
+(lowest validation loss) and the baselines (mean depth, constant velocity) beside it. \
+--resume continues an interrupted run exactly where its last checkpoint stopped.
+
+The config (TOML) may be as small as `preset = \"tiny\"` and `epochs = 1`. Keys and defaults: \
+preset = \"default\" (or \"tiny\"), epochs = 20, batch_size = 16, learning_rate = 2e-3, \
+warmup_steps = 100, weight_decay = 1e-4, grad_clip = 5.0, seed = 0, validation_fraction = 0.2, \
+steps_per_epoch = 0 (all), augment = true, workers = 0 (auto), and [loss] depth = 1.0, \
+plan = 1.0, lead = 0.5. An unknown key is an error.")]
+pub struct TrainArgs {
+    /// Label folder (made by `nines distill`).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Training config (TOML); without it, every default.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder (e.g. runs/NAME).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: TrainDeviceArg,
+    /// Continue the run in --out from its last checkpoint (a --config may raise `epochs`).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Runs `nines train`.
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = args.config.as_deref().map(TrainConfig::load).transpose()?;
+    let device = match args.device {
+        TrainDeviceArg::Cpu => TrainDevice::Cpu,
+        TrainDeviceArg::Gpu => TrainDevice::Gpu,
+    };
+    let bar = super::progress_bar(0, "steps");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} steps  {msg} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut on_progress = |p: &Progress| match p {
+        Progress::EpochStart { epoch, epochs, steps } => {
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar.set_length(*steps as u64);
+            bar.set_position(0);
+        }
+        Progress::Step { loss, images_per_sec } => {
+            bar.inc(1);
+            bar.set_message(format!("loss {loss:.4}, {images_per_sec:.1} images/s"));
+        }
+        Progress::EpochEnd(record) => {
+            let v = &record.validation;
+            let line = format!(
+                "epoch {}: train loss {:.4}, validation loss {:.4}; depth AbsRel {:.3} delta1 {:.3}; plan ADE@2s {:.2} m, miss {:.1}%; lead P/R {:.2}/{:.2}, range error {:.2} m; {:.1} images/s",
+                record.epoch,
+                record.train_loss.total,
+                record.validation_loss.total,
+                v.depth.abs_rel,
+                v.depth.delta1,
+                v.plan.ade[1],
+                100.0 * v.plan.miss_rate,
+                v.lead.precision,
+                v.lead.recall,
+                v.lead.range_error_m,
+                record.images_per_sec
+            );
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    };
+    let summary = train(&args.labels, config.as_ref(), &args.out, device, args.resume, &mut on_progress)?;
+    bar.finish_and_clear();
+    print!("{}", report(&summary));
+    Ok(())
+}
+
+/// The closing summary: the model, the best epoch against the baselines.
+pub fn report(summary: &TrainSummary) -> String {
+    let mut out = format!(
+        "run {}: {} parameters, {:.2} GFLOPs per image\n",
+        summary.run.display(),
+        summary.parameters,
+        summary.gflops
+    );
+    let best =
+        summary.epochs.iter().min_by(|a, b| a.validation_loss.total.total_cmp(&b.validation_loss.total));
+    let b = &summary.baselines.metrics;
+    if let Some(best) = best {
+        let v = &best.validation;
+        let _ = write!(
+            out,
+            "best epoch {} (validation drives)   model      baseline\n  depth AbsRel                       {:>8.3}   {:>8.3} (mean depth {:.1} m)\n  depth delta1                       {:>8.3}   {:>8.3}\n  plan ADE@2s, m                     {:>8.3}   {:>8.3} (constant velocity)\n  plan FDE@2s, m                     {:>8.3}   {:>8.3}\n  lead range error, m                {:>8.3}\n",
+            best.epoch,
+            v.depth.abs_rel,
+            b.depth.abs_rel,
+            summary.baselines.mean_depth_m,
+            v.depth.delta1,
+            b.depth.delta1,
+            v.plan.ade[1],
+            b.plan.ade[1],
+            v.plan.fde[1],
+            b.plan.fde[1],
+            v.lead.range_error_m
+        );
+    }
+    let _ = writeln!(out, "export it: nines export {} --out model.onnx", summary.run.display());
+    out
+}
