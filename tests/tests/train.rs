@@ -65,6 +65,14 @@ fn config(text: &str) -> TrainConfig {
     TrainConfig::load(&path).unwrap()
 }
 
+/// Training runs one at a time: burn's CPU backend seeds one process-wide
+/// generator, so two trainings initialising at once would draw each other's
+/// weights (one `nines train` per process never does).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn train_quietly(config: &TrainConfig, out: &Path, resume: bool) -> Result<TrainSummary, OffboardError> {
     train(labels(), Some(config), out, TrainDevice::Cpu, resume, &mut |_| {})
 }
@@ -73,6 +81,7 @@ fn train_quietly(config: &TrainConfig, out: &Path, resume: bool) -> Result<Train
 fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("runs/tiny");
+    let lock = one_at_a_time();
     let summary = train_quietly(&config("preset = \"tiny\"\nepochs = 4\n"), &run, false).unwrap();
     let best = summary
         .epochs
@@ -94,6 +103,7 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
         baseline.plan.ade[1]
     );
     let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    drop(lock);
     assert_eq!(lines.lines().count(), 4);
     for file in ["config.toml", "model.json", "contract.json", "split.json", "best/model.bpk", "state.json"] {
         assert!(run.join(file).is_file(), "{file}");
@@ -161,6 +171,7 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
 #[test]
 fn resume_continues_exactly_where_the_checkpoint_stopped() {
     let dir = tempfile::tempdir().unwrap();
+    let _lock = one_at_a_time();
     let config = config("preset = \"tiny\"\nsteps_per_epoch = 6\nbatch_size = 8\nepochs = 2\n");
     let straight = dir.path().join("straight");
     train_quietly(&config, &straight, false).unwrap();
