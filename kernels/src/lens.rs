@@ -159,6 +159,7 @@ impl Lens {
     }
 
     /// The parameter block layout shared with CUDA: fx fy cx cy w h kind k[5] max_r2.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
     pub(crate) fn write_params(&self, out: &mut [f32]) {
         out[..4].copy_from_slice(&[self.fx, self.fy, self.cx, self.cy]);
         out[4] = self.width as f32;
@@ -170,6 +171,7 @@ impl Lens {
 }
 
 /// Number of floats [`Lens::write_params`] writes.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
 pub(crate) const LENS_PARAMS: usize = 13;
 
 /// A rigid transform as a row-major 3x4 f32 matrix [R | t].

@@ -28,10 +28,12 @@ pub struct Projection {
 }
 
 /// Number of floats in the parameter block.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
 pub(crate) const PROJECTION_PARAMS: usize = 12 + LENS_PARAMS + 1;
 
 impl Projection {
     /// The parameter block the CUDA kernel reads: transform, lens, min depth.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
     pub(crate) fn params(&self) -> [f32; PROJECTION_PARAMS] {
         let mut out = [0.0f32; PROJECTION_PARAMS];
         out[..12].copy_from_slice(&self.camera_from_points);

@@ -75,6 +75,7 @@ pub struct WarpSpec {
 }
 
 /// Number of floats in the parameter block.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
 pub(crate) const WARP_PARAMS: usize = 9 + LENS_PARAMS + 4 + 9;
 
 impl WarpSpec {
@@ -110,6 +111,7 @@ impl WarpSpec {
     }
 
     /// The parameter block the CUDA kernel reads.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code, reason = "parameter blocks for the CUDA kernels"))]
     pub(crate) fn params(&self) -> [f32; WARP_PARAMS] {
         let mut out = [0.0f32; WARP_PARAMS];
         out[..9].copy_from_slice(&self.ray_from_pixel);
