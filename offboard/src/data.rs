@@ -47,19 +47,13 @@ struct Span {
 pub struct DriveShard {
     /// The shard file name inside the label folder.
     pub name: String,
-    /// The drive the labels came from.
-    pub drive: PathBuf,
     /// The drive's digest.
     pub drive_digest: String,
     file: MappedFile,
     image: Span,
     depth: Span,
-    /// Frames in the shard.
-    pub frames: usize,
     /// Ego speed per frame, m/s.
     pub speed: Vec<f32>,
-    /// Capture stamps, ns.
-    pub stamp: Vec<i64>,
     /// Plan labels [frames, T, 3].
     pub plan: Vec<f32>,
     /// Plan validity [frames, T].
@@ -68,8 +62,9 @@ pub struct DriveShard {
     pub lead: Vec<f32>,
     /// Lead validity [frames, 2].
     pub lead_valid: Vec<u8>,
-    /// For each usable frame, the frames stacked with it, newest first.
-    stacks: Vec<Vec<u32>>,
+    /// Per frame, the frames stacked with it (newest first), if its whole
+    /// history is in the drive.
+    stacks: Vec<Option<Vec<u32>>>,
 }
 
 /// The label folder, opened for training.
@@ -101,24 +96,6 @@ impl LabelSet {
                 "no label index here; make labels with `nines distill DRIVES --out DIR` first",
             )
         })?;
-        if let Some(expected) = expected {
-            let differences = index.contract.differences(expected);
-            if !differences.is_empty() {
-                let mut detail = format!(
-                    "these labels were made under contract {}, but this run trains under {}:",
-                    index.contract_digest,
-                    expected.digest()
-                );
-                for d in &differences {
-                    detail.push_str("\n  ");
-                    detail.push_str(d);
-                }
-                detail.push_str(
-                    "\ndistil the drives again under the run's contract, or start a new run on these labels",
-                );
-                return Err(OffboardError::labels(dir.join(INDEX_FILE), detail));
-            }
-        }
         let contract = &index.contract;
         let frames_per_sample = contract.input.frames.max(1) as usize;
         let mut entries: Vec<_> = index.shards.iter().collect();
@@ -137,7 +114,7 @@ impl LabelSet {
         }
         let (width, height) = (contract.input.width as usize, contract.input.height as usize);
         let (dw, dh) = contract.label_size();
-        Ok(Self {
+        let set = Self {
             dir: dir.to_path_buf(),
             image_shape: [3, height, width],
             depth_shape: [dh as usize, dw as usize],
@@ -145,7 +122,32 @@ impl LabelSet {
             frames_per_sample,
             index,
             drives,
-        })
+        };
+        if let Some(expected) = expected {
+            set.check_contract(expected)?;
+        }
+        Ok(set)
+    }
+
+    /// Refuses labels made under another contract than `expected`, listing the differences.
+    pub fn check_contract(&self, expected: &ModelContract) -> Result<()> {
+        let differences = self.index.contract.differences(expected);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        let mut detail = format!(
+            "these labels were made under contract {}, but this run trains under {}:",
+            self.index.contract_digest,
+            expected.digest()
+        );
+        for d in &differences {
+            detail.push_str("\n  ");
+            detail.push_str(d);
+        }
+        detail.push_str(
+            "\ndistil the drives again under the run's contract, or start a new run on these labels",
+        );
+        Err(OffboardError::labels(self.dir.join(INDEX_FILE), detail))
     }
 
     /// The contract the labels were made under.
@@ -160,7 +162,12 @@ impl LabelSet {
         drives
             .iter()
             .flat_map(|&d| {
-                self.drives[d].stacks.iter().map(move |stack| SampleRef { drive: d as u32, frame: stack[0] })
+                self.drives[d]
+                    .stacks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, stack)| stack.is_some())
+                    .map(move |(frame, _)| SampleRef { drive: d as u32, frame: frame as u32 })
             })
             .collect()
     }
@@ -180,10 +187,7 @@ impl LabelSet {
         let held = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| self.drives[a].drive_digest.cmp(&self.drives[b].drive_digest));
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for i in (1..n).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
+        shuffle(&mut order, seed);
         let validation: BTreeSet<usize> = order[..held].iter().copied().collect();
         let name = |d: usize| self.drives[d].name.clone();
         Ok(Split {
@@ -301,14 +305,11 @@ impl DriveShard {
         let stacks = stacks(&stamp, contract.input.frames.max(1) as usize, contract.input.frame_spacing_secs);
         Ok(Self {
             name: entry.shard.clone(),
-            drive: entry.drive.clone(),
             drive_digest: entry.drive_digest.clone(),
             file,
             image,
             depth,
-            frames: n,
             speed,
-            stamp,
             plan,
             plan_valid,
             lead,
@@ -325,19 +326,19 @@ impl DriveShard {
         &self.file.bytes()[self.depth.start..self.depth.end]
     }
 
-    fn stack_of(&self, frame: u32) -> Option<&[u32]> {
-        self.stacks.iter().find(|s| s[0] == frame).map(Vec::as_slice)
+    fn stack_of(&self, frame: u32) -> &[u32] {
+        self.stacks.get(frame as usize).and_then(Option::as_deref).unwrap_or(&[])
     }
 }
 
-/// For each frame that has its whole history, the frame indices stacked
-/// with it (newest first): the frame nearest each `k * spacing` earlier,
+/// Per frame, the frame indices stacked with it (newest first) when its
+/// whole history is there: the frame nearest each `k * spacing` earlier,
 /// within a quarter of the spacing (or 20 ms when frames are not spaced).
-fn stacks(stamp: &[i64], frames: usize, spacing_secs: f64) -> Vec<Vec<u32>> {
+fn stacks(stamp: &[i64], frames: usize, spacing_secs: f64) -> Vec<Option<Vec<u32>>> {
     let spacing_ns = spacing_secs * 1e9;
     let tolerance = (spacing_ns / 4.0).max(20e6);
     (0..stamp.len())
-        .filter_map(|i| {
+        .map(|i| {
             let mut stack = vec![i as u32];
             for k in 1..frames {
                 let want = stamp[i] as f64 - k as f64 * spacing_ns;
@@ -354,6 +355,14 @@ fn stacks(stamp: &[i64], frames: usize, spacing_secs: f64) -> Vec<Vec<u32>> {
             Some(stack)
         })
         .collect()
+}
+
+/// Fisher-Yates shuffle from a seed (the same seed, the same order).
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.random_range(0..=i));
+    }
 }
 
 /// A batch, flat and row-major, ready to become tensors.
@@ -375,8 +384,6 @@ pub struct Batch {
     pub lead: Vec<f32>,
     /// Lead validity [B, 2], 0 or 1.
     pub lead_valid: Vec<f32>,
-    /// Which samples.
-    pub samples: Vec<SampleRef>,
 }
 
 /// Photometric augmentation draws for one sample.
@@ -414,13 +421,12 @@ impl LabelSet {
         let mut batch = Batch {
             size: samples.len(),
             image: vec![0.0; samples.len() * 3 * f * plane],
-            samples: samples.to_vec(),
             ..Batch::default()
         };
         for (b, sample) in samples.iter().enumerate() {
             let drive = &self.drives[sample.drive as usize];
             let frame = sample.frame as usize;
-            let stack = drive.stack_of(sample.frame).unwrap_or(&[]);
+            let stack = drive.stack_of(sample.frame);
             let mut rng = augment
                 .map(|seed| ChaCha8Rng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
             let photo = rng.as_mut().map(Photometric::draw);
@@ -499,10 +505,7 @@ impl Batches {
     pub fn start(set: &Arc<LabelSet>, samples: &[SampleRef], spec: PassSpec) -> Self {
         let mut order = samples.to_vec();
         if let Some(seed) = spec.shuffle {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.random_range(0..=i));
-            }
+            shuffle(&mut order, seed);
         }
         let size = spec.batch_size.max(1);
         let mut chunks: Vec<Vec<SampleRef>> = order.chunks(size).map(<[SampleRef]>::to_vec).collect();
@@ -582,7 +585,7 @@ mod tests {
         let stamp = [0, 100 * ms, 200 * ms, 400 * ms, 500 * ms];
         let stacks = stacks(&stamp, 2, 0.1);
         // Frame 0 has no history; frame 3 (400 ms) lacks 300 ms.
-        assert_eq!(stacks, vec![vec![1, 0], vec![2, 1], vec![4, 3]]);
-        assert_eq!(super::stacks(&stamp, 1, 0.1).len(), 5);
+        assert_eq!(stacks, vec![None, Some(vec![1, 0]), Some(vec![2, 1]), None, Some(vec![4, 3])]);
+        assert!(super::stacks(&stamp, 1, 0.1).iter().all(Option::is_some));
     }
 }

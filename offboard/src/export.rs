@@ -23,8 +23,8 @@ use onnx_ir::ModelProto;
 use protobuf::Message;
 
 use crate::data::LabelSet;
-use crate::model::Model;
-use crate::training::{load_run, to_vec, write_atomic};
+use crate::model::{Model, to_vec};
+use crate::training::{load_run, write_atomic};
 use crate::{OffboardError, Result, onnx_runtime};
 
 /// Largest accepted difference between ONNX Runtime and burn, relative to
@@ -84,9 +84,9 @@ pub struct ExportReport {
 /// Exports the run in `run` to `out`, after the parity check.
 pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
     let trained = load_run(run)?;
-    let labels = options.labels.clone().unwrap_or_else(|| trained.source.labels.clone());
-    let set = Arc::new(LabelSet::open(&labels, Some(&trained.contract))?);
-    let validation = set.drive_indices(&trained.split.validation)?;
+    let labels = options.labels.clone().unwrap_or_else(|| trained.run.source.labels.clone());
+    let set = Arc::new(LabelSet::open(&labels, Some(&trained.run.contract))?);
+    let validation = set.drive_indices(&trained.run.split.validation)?;
     let all = set.samples(&validation);
     let step = (all.len() / options.samples.max(1)).max(1);
     let picked: Vec<_> = all.iter().step_by(step).take(options.samples.max(1)).copied().collect();
@@ -117,17 +117,17 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
         .export(&model, sample_input(0), |m: &Model, (image, speed)| m.forward(image, speed))
         .map_err(|e| OffboardError::Model(format!("tracing the network into ONNX: {e}")))?;
 
-    let (inputs, outputs) = ModelCard::tensors(&trained.contract);
+    let (inputs, outputs) = ModelCard::tensors(&trained.run.contract);
     let card = ModelCard {
-        contract_digest: trained.contract.digest(),
-        contract: trained.contract.clone(),
+        contract_digest: trained.run.contract.digest(),
+        contract: trained.run.contract.clone(),
         inputs,
         outputs,
-        training_data_digest: trained.source.training_data_digest.clone(),
+        training_data_digest: trained.run.source.training_data_digest.clone(),
         model: serde_json::json!({
-            "preset": trained.train.preset,
+            "preset": trained.run.config.preset,
             "parameters": model.num_params(),
-            "gflops": trained.config.flops() / 1e9,
+            "gflops": trained.run.model.flops() / 1e9,
             "epoch": trained.record.as_ref().map(|r| r.epoch),
         }),
         metrics: serde_json::to_value(trained.record.as_ref().map(|r| r.validation)).unwrap_or_default(),

@@ -300,12 +300,14 @@ impl Model {
         let rest = raw.lead.slice([0..batch, 1..3]);
         (raw.log_depth.exp(), raw.plan, Tensor::cat(vec![presence, rest], 1))
     }
+}
 
-    /// Plan time steps.
-    #[must_use]
-    pub fn plan_steps(&self) -> usize {
-        self.steps
-    }
+/// Reads a tensor back as f32s.
+pub fn to_vec<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| OffboardError::Model(format!("reading a tensor back: {e:?}")))
 }
 
 fn upsample(x: Tensor<4>) -> Tensor<4> {
@@ -337,16 +339,13 @@ mod tests {
         assert_eq!(depth.dims(), [2, 1, 32, 64]);
         assert_eq!(plan.dims(), [2, 6, 3]);
         assert_eq!(lead.dims(), [2, 3]);
-        let plan: Vec<f32> =
-            plan.into_data().try_to_vec().map_err(|e| OffboardError::Config(format!("{e:?}")))?;
+        let plan = to_vec(plan)?;
         // Zero-initialised plan head: exactly x = v t, y = 0, v.
         assert!((plan[0] - 2.0).abs() < 1e-6 && plan[1].abs() < 1e-6 && (plan[2] - 4.0).abs() < 1e-6);
         assert!((plan[15] - 12.0).abs() < 1e-5, "{plan:?}");
-        let depth: Vec<f32> =
-            depth.into_data().try_to_vec().map_err(|e| OffboardError::Config(format!("{e:?}")))?;
+        let depth = to_vec(depth)?;
         assert!(depth.iter().all(|&d| (DEPTH_RANGE_M.0..=DEPTH_RANGE_M.1).contains(&d)));
-        let lead: Vec<f32> =
-            lead.into_data().try_to_vec().map_err(|e| OffboardError::Config(format!("{e:?}")))?;
+        let lead = to_vec(lead)?;
         assert!((0.0..=1.0).contains(&lead[0]));
         Ok(())
     }

@@ -58,7 +58,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} steps  {msg} ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let say = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut on_progress = |p: &Progress| match p {
+        Progress::Model { preset, parameters, gflops } => {
+            say(format!("model: preset {preset}, {parameters} parameters, {gflops:.3} GFLOPs per image"));
+        }
         Progress::EpochStart { epoch, epochs, steps } => {
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.set_length(*steps as u64);
@@ -84,11 +94,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 v.lead.range_error_m,
                 record.images_per_sec
             );
-            if bar.is_hidden() {
-                println!("{line}");
-            } else {
-                bar.println(line);
-            }
+            say(line);
         }
     };
     let summary = train(&args.labels, config.as_ref(), &args.out, device, args.resume, &mut on_progress)?;

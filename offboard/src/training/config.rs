@@ -1,0 +1,159 @@
+//! The training config file and the device training runs on.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{OffboardError, Result};
+
+/// The training config file. Every key has a default, so `preset = "tiny"`
+/// and `epochs = 1` make a whole config; an unknown key is an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Model preset: "tiny" (tests, demo) or "default" (Jetson-class, 30 Hz).
+    pub preset: String,
+    /// Passes over the training drives.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Peak learning rate (AdamW), reached after `warmup_steps`, then cosine decay.
+    pub learning_rate: f64,
+    /// Linear warm-up, steps.
+    pub warmup_steps: usize,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Gradient norm clip.
+    pub grad_clip: f32,
+    /// Seeds the weights, the split, the shuffles and the augmentation.
+    pub seed: u64,
+    /// Share of drives held out for validation (at least one drive).
+    pub validation_fraction: f64,
+    /// Stop each epoch after this many steps (0: the whole training set).
+    pub steps_per_epoch: usize,
+    /// Photometric augmentation of training batches.
+    pub augment: bool,
+    /// Batch-assembly threads (0: one per core, at most 4).
+    pub workers: usize,
+    /// Loss weights.
+    pub loss: LossWeights,
+}
+
+/// How much each head's loss counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossWeights {
+    /// L1 on log depth, pixels with lidar.
+    pub depth: f32,
+    /// L1 on x, y (and v at half weight), valid plan points.
+    pub plan: f32,
+    /// Presence BCE plus distance and relative-speed Huber where known.
+    pub lead: f32,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self { depth: 1.0, plan: 1.0, lead: 0.5 }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "default".into(),
+            epochs: 20,
+            batch_size: 16,
+            learning_rate: 2e-3,
+            warmup_steps: 100,
+            weight_decay: 1e-4,
+            grad_clip: 5.0,
+            seed: 0,
+            validation_fraction: 0.2,
+            steps_per_epoch: 0,
+            augment: true,
+            workers: 0,
+            loss: LossWeights::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML config, naming the file and the key on error.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| OffboardError::run(path, e.to_string()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| {
+            OffboardError::run(
+                path,
+                format!("{}; every key is optional (see `nines train --help`)", e.message()),
+            )
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(OffboardError::run(path, format!("{key}: {why}")));
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if self.batch_size < 2 {
+            return bad("batch_size", "must be at least 2 (batch norm needs more than one sample)");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return bad("learning_rate", "must be in (0, 1)");
+        }
+        if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
+            return bad("validation_fraction", "must be in (0, 1)");
+        }
+        if !matches!(self.preset.as_str(), "tiny" | "default") {
+            return bad("preset", "must be \"tiny\" or \"default\"");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        }
+    }
+
+    /// Learning rate at `step` of `total`: linear warm-up, then cosine to 5% of the peak.
+    #[must_use]
+    pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+        let warm = self.warmup_steps.min(total / 4).max(1);
+        if step < warm {
+            return self.learning_rate * (step + 1) as f64 / warm as f64;
+        }
+        let progress = (step - warm) as f64 / (total.saturating_sub(warm)).max(1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        self.learning_rate * (0.05 + 0.95 * cosine)
+    }
+}
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainDevice {
+    /// burn's `flex` CPU backend, every core.
+    Cpu,
+    /// burn's Vulkan backend on the first GPU (cargo feature `gpu`).
+    Gpu,
+}
+
+impl TrainDevice {
+    /// The burn device (without autodiff).
+    pub fn device(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "gpu")]
+            Self::Gpu => Ok(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(not(feature = "gpu"))]
+            Self::Gpu => Err(OffboardError::Config(
+                "this nines was built without a GPU training backend; build it with `--features gpu` (see docs/TRAINING.md)"
+                    .into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Training: `nines train --labels DIR --config train.toml --out runs/NAME`.
+//!
+//! A run folder holds everything needed to continue it or export it:
+//! - `config.toml`: the whole training config, defaults filled in (seed included);
+//! - `model.json`, `contract.json`, `split.json`: the architecture, the
+//!   contract of the labels, which drives train and which validate;
+//! - `checkpoints/epoch-NNNN/{model,optimizer}.bpk` and `state.json`
+//!   (written last, atomically: the newest complete checkpoint);
+//! - `best/model.bpk` and `best/metrics.json`: the lowest validation loss;
+//! - `metrics.jsonl`: one line per epoch; `baselines.json`: the mean-depth
+//!   and constant-velocity baselines on the same validation drives.
+//!
+//! Every random choice (initial weights, shuffles, augmentation) derives
+//! from the seed and the epoch, and the optimizer state is checkpointed,
+//! so `--resume` continues exactly where the last checkpoint stopped.
+
+mod config;
+mod loss;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use config::{LossWeights, TrainConfig, TrainDevice};
+pub use loss::LossParts;
+pub use run::{
+    RunFolder, RunState, Source, TrainedRun, load_run, load_weights, training_data_digest, write_atomic,
+};
+
+use crate::data::{Batch, Batches, LabelSet, PassSpec, SampleRef};
+use crate::metrics::{Metrics, MetricsAccumulator};
+use crate::model::{Model, to_vec};
+use crate::{OffboardError, Result};
+use loss::{BatchTensors, losses};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Optimizer steps so far.
+    pub steps: usize,
+    /// Mean training loss of the epoch, per head and total.
+    pub train_loss: LossParts,
+    /// Validation loss.
+    pub validation_loss: LossParts,
+    /// Validation metrics.
+    pub validation: Metrics,
+    /// Training images (samples) per second this epoch.
+    pub images_per_sec: f64,
+    /// Learning rate at the epoch's end.
+    pub learning_rate: f64,
+}
+
+/// The baselines on the validation drives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// Every pixel at the training drives' mean labelled depth; the plan
+    /// at constant velocity; never a lead.
+    pub metrics: Metrics,
+    /// The mean depth used, m.
+    pub mean_depth_m: f32,
+}
+
+/// What training reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Training is about to start (or resume) with this model.
+    Model {
+        /// Preset name.
+        preset: String,
+        /// Parameters.
+        parameters: usize,
+        /// GFLOPs per image.
+        gflops: f64,
+    },
+    /// An epoch starts with this many steps.
+    EpochStart {
+        /// 1-based.
+        epoch: usize,
+        /// Of how many.
+        epochs: usize,
+        /// Steps in it.
+        steps: usize,
+    },
+    /// A step finished.
+    Step {
+        /// Running mean training loss of the epoch.
+        loss: f64,
+        /// Images per second so far this epoch.
+        images_per_sec: f64,
+    },
+    /// An epoch finished and was validated.
+    EpochEnd(Box<EpochRecord>),
+}
+
+/// What a finished (or resumed and finished) run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Every epoch so far.
+    pub epochs: Vec<EpochRecord>,
+    /// Baselines on the same validation drives.
+    pub baselines: Baselines,
+    /// Parameters of the model.
+    pub parameters: usize,
+    /// GFLOPs per image.
+    pub gflops: f64,
+}
+
+/// Trains (or resumes) the run in `out` on the labels in `labels`.
+pub fn train(
+    labels: &Path,
+    config: Option<&TrainConfig>,
+    out: &Path,
+    device: TrainDevice,
+    resume: bool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<TrainSummary> {
+    let base = device.device()?;
+    let set = LabelSet::open(labels, None)?;
+    let run = RunFolder::prepare(out, &set, labels, config, resume)?;
+    set.check_contract(&run.contract)?;
+    let set = Arc::new(set);
+    let config = run.config.clone();
+    let train_drives = set.drive_indices(&run.split.train)?;
+    let validation_drives = set.drive_indices(&run.split.validation)?;
+    let train_samples = set.samples(&train_drives);
+    let validation_samples = set.samples(&validation_drives);
+    if train_samples.len() < config.batch_size || validation_samples.is_empty() {
+        return Err(OffboardError::labels(
+            labels.join(crate::labels::INDEX_FILE),
+            format!(
+                "{} training and {} validation samples (with their stacked history); training needs at least one batch ({}) and one validation sample: distil more or longer drives, or lower batch_size",
+                train_samples.len(),
+                validation_samples.len(),
+                config.batch_size
+            ),
+        ));
+    }
+
+    base.seed(config.seed);
+    let autodiff = base.clone().autodiff();
+    let fresh = run.model.init(&autodiff);
+    let mut optim: ModuleOptimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(config.grad_clip)))
+        .init();
+    let mut state = run.state()?;
+    let mut model = if let Some(checkpoint) = &state.checkpoint {
+        let dir = run.dir.join(checkpoint);
+        optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| {
+            OffboardError::run(dir.join("optimizer.bpk"), format!("{e}; delete the run or its state.json"))
+        })?;
+        load_weights(fresh, &dir.join("model.bpk"))?
+    } else {
+        fresh
+    };
+
+    let baselines = run.baselines(&set, &train_drives, &validation_samples)?;
+    let per_epoch = {
+        let full = train_samples.len() / config.batch_size;
+        if config.steps_per_epoch > 0 { full.min(config.steps_per_epoch) } else { full }
+    };
+    let total_steps = per_epoch * config.epochs;
+    let workers = config.workers();
+    let mut epochs = run.records(state.epochs_done)?;
+
+    let (parameters, gflops) = (model.num_params(), run.model.flops() / 1e9);
+    on_progress(&Progress::Model { preset: config.preset.clone(), parameters, gflops });
+    for epoch in state.epochs_done + 1..=config.epochs {
+        on_progress(&Progress::EpochStart { epoch, epochs: config.epochs, steps: per_epoch });
+        let epoch_seed = config.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let batches = Batches::start(
+            &set,
+            &train_samples,
+            PassSpec {
+                batch_size: config.batch_size,
+                shuffle: Some(epoch_seed),
+                augment: config.augment.then_some(epoch_seed.rotate_left(17)),
+                drop_last: true,
+                workers,
+            },
+        );
+        let started = Instant::now();
+        let mut sum = LossParts::default();
+        let mut images = 0usize;
+        let mut lr = 0.0;
+        for (i, batch) in batches.take(per_epoch).enumerate() {
+            let tensors = BatchTensors::new(&batch, &set, &autodiff);
+            let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
+            let (loss, parts) = losses(&raw, &tensors, &config.loss)?;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            lr = config.learning_rate_at(state.steps, total_steps);
+            model = optim.step(lr, model, grads);
+            state.steps += 1;
+            sum.add(&parts);
+            images += batch.size;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            on_progress(&Progress::Step {
+                loss: sum.total / (i + 1) as f64,
+                images_per_sec: images as f64 / secs,
+            });
+        }
+        let images_per_sec = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let train_loss = sum.scaled(1.0 / per_epoch.max(1) as f64);
+        let (validation_loss, validation) =
+            evaluate(&model.valid(), &set, &validation_samples, &config, &base)?;
+        let record = EpochRecord {
+            epoch,
+            steps: state.steps,
+            train_loss,
+            validation_loss,
+            validation,
+            images_per_sec,
+            learning_rate: lr,
+        };
+        epochs.push(record.clone());
+        run.save_epoch(&model, &optim, &mut state, &epochs)?;
+        on_progress(&Progress::EpochEnd(Box::new(record)));
+    }
+    Ok(TrainSummary { run: run.dir.clone(), epochs, baselines, parameters, gflops })
+}
+
+/// Validation loss and metrics of `model` (in validation mode) on `samples`.
+pub fn evaluate(
+    model: &Model,
+    set: &Arc<LabelSet>,
+    samples: &[SampleRef],
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<(LossParts, Metrics)> {
+    let times = &set.contract().plan_times_secs;
+    let mut acc = MetricsAccumulator::new(times);
+    let mut sum = LossParts::default();
+    let mut weight = 0usize;
+    let batches = Batches::start(
+        set,
+        samples,
+        PassSpec {
+            batch_size: config.batch_size,
+            shuffle: None,
+            augment: None,
+            drop_last: false,
+            workers: config.workers(),
+        },
+    );
+    for batch in batches {
+        let tensors = BatchTensors::new(&batch, set, device);
+        let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
+        let (_, parts) = losses(&raw, &tensors, &config.loss)?;
+        sum.add(&parts.scaled(batch.size as f64));
+        weight += batch.size;
+        let depth = to_vec(raw.log_depth.exp())?;
+        let plan = to_vec(raw.plan)?;
+        let lead = to_vec(raw.lead)?;
+        score(&mut acc, &batch, &depth, &plan, &lead, set.plan_steps, true);
+    }
+    Ok((sum.scaled(1.0 / weight.max(1) as f64), acc.finish()))
+}
+
+/// Adds a batch's predictions to `acc`. `lead_logits`: the presence is a
+/// logit (from `forward_raw`) rather than a probability.
+pub(crate) fn score(
+    acc: &mut MetricsAccumulator,
+    batch: &Batch,
+    depth: &[f32],
+    plan: &[f32],
+    lead: &[f32],
+    steps: usize,
+    lead_logits: bool,
+) {
+    let pixels = batch.depth.len() / batch.size.max(1);
+    for b in 0..batch.size {
+        acc.depth.add(&depth[b * pixels..(b + 1) * pixels], &batch.depth[b * pixels..(b + 1) * pixels]);
+        let valid: Vec<u8> =
+            batch.plan_valid[b * steps..(b + 1) * steps].iter().map(|&v| u8::from(v > 0.5)).collect();
+        acc.plan.add(
+            &plan[b * steps * 3..(b + 1) * steps * 3],
+            &batch.plan[b * steps * 3..(b + 1) * steps * 3],
+            &valid,
+        );
+        let mut predicted = [lead[3 * b], lead[3 * b + 1], lead[3 * b + 2]];
+        if lead_logits {
+            predicted[0] = 1.0 / (1.0 + (-predicted[0]).exp());
+        }
+        let lead_valid =
+            [u8::from(batch.lead_valid[2 * b] > 0.5), u8::from(batch.lead_valid[2 * b + 1] > 0.5)];
+        acc.lead.add(&predicted, &batch.lead[3 * b..3 * b + 3], &lead_valid);
+    }
+}
