@@ -6,8 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# System packages nines needs beyond Rust and Python.
-apt_packages=(python3-venv)
+# System packages nines needs beyond Rust and Python: OpenCV for the onboard
+# runtime's cameras and video files (its Rust bindings are generated with
+# libclang at build time).
+apt_packages=(python3-venv libopencv-dev clang libclang-dev)
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then

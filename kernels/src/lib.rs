@@ -115,22 +115,7 @@ impl Kernels {
 
     /// Warps `src` as `spec` says into `out` (3 planes of out_width * out_height).
     pub fn warp_image(&self, src: &RgbView<'_>, spec: &WarpSpec, out: &mut [f32]) -> Result<(), KernelError> {
-        if src.data.len() != src.width as usize * src.height as usize * 3 {
-            return Err(KernelError::Input(format!(
-                "image of {}x{} needs {} RGB bytes, got {}",
-                src.width,
-                src.height,
-                src.width as usize * src.height as usize * 3,
-                src.data.len()
-            )));
-        }
-        if out.len() != spec.output_len() {
-            return Err(KernelError::Input(format!(
-                "output holds {} floats, the warp writes {}",
-                out.len(),
-                spec.output_len()
-            )));
-        }
+        check_warp_lengths(src, spec, out)?;
         match &self.backend {
             Backend::Cpu => {
                 warp_image_cpu(src, spec, out);
@@ -140,4 +125,25 @@ impl Kernels {
             Backend::Cuda(k) => k.warp_image(src, spec, out),
         }
     }
+}
+
+/// The input and output lengths a warp needs, checked before any kernel runs.
+pub(crate) fn check_warp_lengths(src: &RgbView<'_>, spec: &WarpSpec, out: &[f32]) -> Result<(), KernelError> {
+    if src.data.len() != src.width as usize * src.height as usize * 3 {
+        return Err(KernelError::Input(format!(
+            "image of {}x{} needs {} RGB bytes, got {}",
+            src.width,
+            src.height,
+            src.width as usize * src.height as usize * 3,
+            src.data.len()
+        )));
+    }
+    if out.len() != spec.output_len() {
+        return Err(KernelError::Input(format!(
+            "output holds {} floats, the warp writes {}",
+            out.len(),
+            spec.output_len()
+        )));
+    }
+    Ok(())
 }

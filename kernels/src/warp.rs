@@ -198,16 +198,46 @@ pub fn warp_image_cpu(src: &RgbView<'_>, spec: &WarpSpec, out: &mut [f32]) {
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
     let width = spec.out_width as usize;
-    r.par_chunks_mut(width).zip(g.par_chunks_mut(width)).zip(b.par_chunks_mut(width)).enumerate().for_each(
-        |(row, ((r, g), b))| {
-            for col in 0..width {
-                let [vr, vg, vb] = warp_pixel(src, spec, col as u32, row as u32);
-                r[col] = vr;
-                g[col] = vg;
-                b[col] = vb;
-            }
-        },
-    );
+    r.par_chunks_mut(width)
+        .zip(g.par_chunks_mut(width))
+        .zip(b.par_chunks_mut(width))
+        .enumerate()
+        .for_each(|(row, ((r, g), b))| warp_row(src, spec, row, r, g, b));
+}
+
+/// The CPU reference on the calling thread only. The onboard control thread
+/// uses it: rayon's queues allocate when work is handed to the pool, and
+/// that thread must not allocate after start-up. Same output as
+/// [`warp_image_cpu`].
+///
+/// # Panics
+/// As [`warp_image_cpu`].
+pub fn warp_image_serial(
+    src: &RgbView<'_>,
+    spec: &WarpSpec,
+    out: &mut [f32],
+) -> Result<(), crate::KernelError> {
+    crate::check_warp_lengths(src, spec, out)?;
+    let plane = spec.out_width as usize * spec.out_height as usize;
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    let width = spec.out_width as usize;
+    for (row, ((r, g), b)) in
+        r.chunks_mut(width).zip(g.chunks_mut(width)).zip(b.chunks_mut(width)).enumerate()
+    {
+        warp_row(src, spec, row, r, g, b);
+    }
+    Ok(())
+}
+
+/// One output row into the three planes' rows.
+fn warp_row(src: &RgbView<'_>, spec: &WarpSpec, row: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+    for col in 0..r.len() {
+        let [vr, vg, vb] = warp_pixel(src, spec, col as u32, row as u32);
+        r[col] = vr;
+        g[col] = vg;
+        b[col] = vb;
+    }
 }
 
 #[cfg(test)]

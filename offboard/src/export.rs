@@ -18,14 +18,15 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use burn_onnx::export::OnnxExporter;
-use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY};
+use nines_datasets::contract::{ModelCard, ModelContract, ONNX_METADATA_KEY};
 use onnx_ir::ModelProto;
 use protobuf::Message;
 
 use crate::data::LabelSet;
-use crate::model::{Model, to_vec};
+use crate::model::{Model, ModelConfig, to_vec};
 use crate::training::{load_run, write_atomic};
-use crate::{OffboardError, Result, onnx_runtime};
+use crate::{OffboardError, Result};
+use nines_onboard::ort_env;
 
 /// Largest accepted difference between ONNX Runtime and burn, relative to
 /// `max(|burn value|, 1)` (see the module docs).
@@ -95,34 +96,11 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
     let channels = 3 * set.frames_per_sample;
     let per_image = channels * h * w;
 
-    let device = Device::flex();
     let model = trained.model.valid();
-    let sample_input = |i: usize| {
-        let image = Tensor::<4>::from_data(
-            TensorData::new(batch.image[i * per_image..(i + 1) * per_image].to_vec(), [1, channels, h, w]),
-            &device,
-        );
-        let speed = Tensor::<2>::from_data(TensorData::new(vec![batch.speed[i]], [1, 1]), &device);
-        (image, speed)
-    };
-    // burn's forward pass first: tracing moves the batch norms' running
-    // statistics onto the capture device, after which the model cannot run.
-    let mut reference = Vec::with_capacity(batch.size);
-    for i in 0..batch.size {
-        let (image, speed) = sample_input(i);
-        let (depth, plan, lead) = model.forward(image, speed);
-        reference.push([to_vec(depth)?, to_vec(plan)?, to_vec(lead)?]);
-    }
-    let traced = OnnxExporter::new()
-        .export(&model, sample_input(0), |m: &Model, (image, speed)| m.forward(image, speed))
-        .map_err(|e| OffboardError::Model(format!("tracing the network into ONNX: {e}")))?;
-
-    let (inputs, outputs) = ModelCard::tensors(&trained.run.contract);
-    let card = ModelCard {
-        contract_digest: trained.run.contract.digest(),
-        contract: trained.run.contract.clone(),
-        inputs,
-        outputs,
+    let samples: Vec<(&[f32], f32)> =
+        (0..batch.size).map(|i| (&batch.image[i * per_image..(i + 1) * per_image], batch.speed[i])).collect();
+    let info = CardInfo {
+        contract: &trained.run.contract,
         training_data_digest: trained.run.source.training_data_digest.clone(),
         model: serde_json::json!({
             "preset": trained.run.config.preset,
@@ -132,17 +110,111 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
         }),
         metrics: serde_json::to_value(trained.record.as_ref().map(|r| r.validation)).unwrap_or_default(),
     };
+    write_checked(&model, &info, &samples, [channels, h, w], out, options.tolerance)
+}
+
+/// Exports a freshly initialised network (`preset`, weights from `seed`):
+/// a model that runs but has learnt nothing. Its plan head starts as constant
+/// velocity, so it is a fair stand-in for exercising the onboard runtime, its
+/// fault handling and its benchmarks before any training. Parity-checked on
+/// `samples` deterministic pseudo-random inputs like every export.
+pub fn export_untrained(
+    preset: &str,
+    contract: &ModelContract,
+    seed: u64,
+    out: &Path,
+) -> Result<ExportReport> {
+    let config = ModelConfig::preset(preset, contract)?;
+    let device = Device::flex();
+    device.seed(seed);
+    let model = config.init(&device);
+    let (h, w) = (contract.input.height as usize, contract.input.width as usize);
+    let channels = 3 * contract.input.frames.max(1) as usize;
+    let mut state = seed | 1;
+    let images: Vec<Vec<f32>> = (0..4)
+        .map(|_| {
+            (0..channels * h * w)
+                .map(|_| {
+                    // xorshift: inputs in the normalised range the network sees.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 4096) as f32 / 1024.0 - 2.0
+                })
+                .collect()
+        })
+        .collect();
+    let samples: Vec<(&[f32], f32)> =
+        images.iter().enumerate().map(|(i, im)| (im.as_slice(), 2.0 * i as f32)).collect();
+    let info = CardInfo {
+        contract,
+        training_data_digest: String::new(),
+        model: serde_json::json!({
+            "preset": preset,
+            "parameters": model.num_params(),
+            "gflops": config.flops() / 1e9,
+            "epoch": null,
+            "untrained": true,
+        }),
+        metrics: serde_json::Value::Null,
+    };
+    write_checked(&model, &info, &samples, [channels, h, w], out, PARITY_TOLERANCE)
+}
+
+/// What the card says besides the tensors.
+struct CardInfo<'a> {
+    contract: &'a ModelContract,
+    training_data_digest: String,
+    model: serde_json::Value,
+    metrics: serde_json::Value,
+}
+
+/// Traces `model`, writes the card into the graph, runs ONNX Runtime on
+/// `samples` (image [3F, H, W], speed) against burn, and writes `out` only
+/// when every output agrees within `tolerance`.
+fn write_checked(
+    model: &Model,
+    info: &CardInfo<'_>,
+    samples: &[(&[f32], f32)],
+    [channels, h, w]: [usize; 3],
+    out: &Path,
+    tolerance: f32,
+) -> Result<ExportReport> {
+    let device = Device::flex();
+    let sample_input = |i: usize| {
+        let image =
+            Tensor::<4>::from_data(TensorData::new(samples[i].0.to_vec(), [1, channels, h, w]), &device);
+        let speed = Tensor::<2>::from_data(TensorData::new(vec![samples[i].1], [1, 1]), &device);
+        (image, speed)
+    };
+    // burn's forward pass first: tracing moves the batch norms' running
+    // statistics onto the capture device, after which the model cannot run.
+    let mut reference = Vec::with_capacity(samples.len());
+    for i in 0..samples.len() {
+        let (image, speed) = sample_input(i);
+        let (depth, plan, lead) = model.forward(image, speed);
+        reference.push([to_vec(depth)?, to_vec(plan)?, to_vec(lead)?]);
+    }
+    let traced = OnnxExporter::new()
+        .export(model, sample_input(0), |m: &Model, (image, speed)| m.forward(image, speed))
+        .map_err(|e| OffboardError::Model(format!("tracing the network into ONNX: {e}")))?;
+
+    let (inputs, outputs) = ModelCard::tensors(info.contract);
+    let card = ModelCard {
+        contract_digest: info.contract.digest(),
+        contract: info.contract.clone(),
+        inputs,
+        outputs,
+        training_data_digest: info.training_data_digest.clone(),
+        model: info.model.clone(),
+        metrics: info.metrics.clone(),
+    };
     let bytes = finish_graph(traced.as_bytes(), &card)?;
 
-    let mut session = onnx_runtime::session(&bytes)?;
+    let mut session = ort_env::session(&bytes).map_err(|e| OffboardError::Model(e.to_string()))?;
     let mut parity: Vec<OutputParity> = Vec::new();
     for (i, reference) in reference.iter().enumerate() {
-        let ran = run_session(
-            &mut session,
-            &batch.image[i * per_image..(i + 1) * per_image],
-            [channels, h, w],
-            batch.speed[i],
-        )?;
+        let ran = run_session(&mut session, samples[i].0, [channels, h, w], samples[i].1)?;
         for (k, (ort, burn)) in ran.iter().zip(reference).enumerate() {
             let p = compare(OUTPUTS[k], ort, burn, i);
             match parity.get_mut(k) {
@@ -152,12 +224,12 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
             }
         }
     }
-    if let Some(bad) = parity.iter().find(|p| p.worst.is_nan() || p.worst > options.tolerance) {
+    if let Some(bad) = parity.iter().find(|p| p.worst.is_nan() || p.worst > tolerance) {
         return Err(OffboardError::Model(format!(
             "export parity failed: output `{}` differs between ONNX Runtime and burn by {:.3e} (relative to max(|value|, 1); limit {:.0e}) at sample {} element {}: ort {} vs burn {}; {} was not written",
             bad.name,
             bad.worst,
-            options.tolerance,
+            tolerance,
             bad.at.0,
             bad.at.1,
             bad.values.0,
@@ -169,7 +241,7 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
         std::fs::create_dir_all(parent).map_err(|e| OffboardError::run(parent, e.to_string()))?;
     }
     write_atomic(out, &bytes)?;
-    Ok(ExportReport { path: out.to_path_buf(), bytes: bytes.len(), parity, samples: batch.size, card })
+    Ok(ExportReport { path: out.to_path_buf(), bytes: bytes.len(), parity, samples: samples.len(), card })
 }
 
 /// Runs an exported model on one sample: `image` [3F, H, W], `speed` m/s.

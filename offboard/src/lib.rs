@@ -4,11 +4,13 @@
 //! safetensors shard per drive plus a JSON index. [`model`], [`data`] and
 //! [`training`] train the camera-only network on them with burn,
 //! [`metrics`] scores it, and [`export`] writes it as ONNX with the model
-//! contract inside and checks it against ONNX Runtime ([`onnx_runtime`]).
+//! contract inside and checks it against ONNX Runtime (through the onboard runtime's loader,
+//! `nines_onboard::ort_env`, so the parity check runs the library the robot runs).
 //!
 //! Depends on nines-datasets and nines-kernels; never on the simulator (whose
-//! ground truth is only ever used to *score* labels, by the caller) or on
-//! the onboard runtime.
+//! ground truth is only ever used to *score* labels, by the caller). It uses
+//! the onboard runtime only for its ONNX Runtime loader; the runtime never
+//! depends on this crate.
 
 pub mod data;
 pub mod distill;
@@ -17,7 +19,6 @@ pub mod export;
 pub mod labels;
 pub mod metrics;
 pub mod model;
-pub mod onnx_runtime;
 pub mod training;
 
 pub use error::{OffboardError, Result};

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use ort::environment::Environment;
 use ort::session::Session;
 
-use crate::{OffboardError, Result};
+use crate::{OnboardError, Result};
 
 /// The environment variable that names the library explicitly.
 pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -31,7 +31,7 @@ pub fn library_path() -> Result<PathBuf> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(OffboardError::Model(format!(
+            Err(OnboardError::Runtime(format!(
                 "{DYLIB_ENV}={} is not a file; point it at libonnxruntime.so, or unset it to search the usual places",
                 path.display()
             )))
@@ -62,7 +62,7 @@ pub fn library_path() -> Result<PathBuf> {
             .map(PathBuf::from),
     );
     folders.iter().find_map(|dir| library_in(dir)).ok_or_else(|| {
-        OffboardError::Model(format!(
+        OnboardError::Runtime(format!(
             "the ONNX Runtime library (libonnxruntime.so) was not found; {INSTALL_HINT}"
         ))
     })
@@ -98,13 +98,13 @@ pub fn environment() -> Result<&'static Environment> {
             .map_err(|e| format!("starting ONNX Runtime from {}: {e}", path.display()))
     })
     .as_ref()
-    .map_err(|e| OffboardError::Model(e.clone()))
+    .map_err(|e| OnboardError::Runtime(e.clone()))
 }
 
-/// A CPU session over an in-memory model.
+/// A CPU session over an in-memory model (the exporter's parity check).
 pub fn session(model: &[u8]) -> Result<Session> {
     let env = environment()?;
-    let fail = |e: ort::Error| OffboardError::Model(format!("ONNX Runtime refused the model: {e}"));
+    let fail = |e: ort::Error| OnboardError::Runtime(format!("ONNX Runtime refused the model: {e}"));
     Session::builder(env).map_err(fail)?.commit_from_memory(model).map_err(fail)
 }
 

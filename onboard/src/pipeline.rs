@@ -1,0 +1,270 @@
+//! `step(frame) -> command`: the one decision function the threaded runtime
+//! and the harness's lockstep closed loop both call. Everything it needs is
+//! allocated in [`Pipeline::new`]; a step allocates nothing (a test proves
+//! it with a counting allocator).
+
+use std::path::Path;
+use std::time::Instant;
+
+use nines_datasets::calib::CameraModel;
+use nines_datasets::contract::{CONTRACT_VERSION, ModelContract};
+use nines_datasets::geometry::Iso3;
+use nines_datasets::msg::AckermannDrive;
+use nines_kernels::{Lens, Normalisation, WarpSpec};
+
+use crate::config::Config;
+use crate::controller::{Controller, MAX_PLAN, Prediction};
+use crate::inference::Inference;
+use crate::preprocess::{FrameRef, Preprocessor};
+use crate::safety::{Fault, Mode, SafetyMonitor, Violation};
+use crate::{OnboardError, Result};
+
+/// What one step is given.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// Now on the source's clock, ns (lockstep: the frame's stamp).
+    pub now_ns: u64,
+    /// A new frame, if one arrived since the last step.
+    pub frame: Option<FrameRef<'a>>,
+    /// Ego speed, m/s (odometry).
+    pub speed_mps: f64,
+}
+
+/// What one step decided. `Copy`: it crosses to the publisher thread as is.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutput {
+    /// Command stamp (the step's `now_ns`).
+    pub stamp_ns: u64,
+    /// The command.
+    pub command: AckermannDrive,
+    /// Engagement after the step.
+    pub mode: Mode,
+    /// The network's output, when this step ran it.
+    pub prediction: Option<Prediction>,
+    /// A violation seen in this step.
+    pub violation: Option<Violation>,
+    /// Whether this step's violation stopped the vehicle (an event).
+    pub stopped: bool,
+    /// Preprocess plus inference, s (0 without a frame).
+    pub busy_s: f64,
+}
+
+/// The runtime's decision pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    pre: Preprocessor,
+    inference: Inference,
+    controller: Controller,
+    safety: SafetyMonitor,
+    template: Prediction,
+    latest: Option<Prediction>,
+    last_frame_ns: Option<u64>,
+    last_step_ns: Option<u64>,
+    period_s: f64,
+    stop_decel: f64,
+}
+
+impl Pipeline {
+    /// Loads the model and checks that its contract fits the camera and the config.
+    pub fn new(
+        config: &Config,
+        model: &Path,
+        camera: &CameraModel,
+        base_link_from_camera: &Iso3,
+    ) -> Result<Self> {
+        let inference = Inference::load(model, &config.model, &config.base_dir)?;
+        let contract = inference.card().contract.clone();
+        check_fit(&contract, camera, base_link_from_camera, config.camera.fps)
+            .map_err(|detail| OnboardError::Model { path: model.to_path_buf(), detail })?;
+        Ok(Self {
+            pre: Preprocessor::new(&contract, camera, base_link_from_camera, config.camera.fps),
+            template: Prediction::new(&contract.plan_times_secs),
+            inference,
+            controller: Controller::new(config.controller, config.vehicle.clone()),
+            safety: SafetyMonitor::new(config.safety),
+            latest: None,
+            last_frame_ns: None,
+            last_step_ns: None,
+            period_s: config.control_period_s(),
+            stop_decel: config.safety.stop_decel_mps2,
+        })
+    }
+
+    /// The loaded model.
+    #[must_use]
+    pub fn inference(&self) -> &Inference {
+        &self.inference
+    }
+
+    /// The model and its input buffer (benchmarks time bare runs on it).
+    pub fn inference_mut(&mut self) -> &mut Inference {
+        &mut self.inference
+    }
+
+    /// The safety monitor.
+    #[must_use]
+    pub fn safety(&self) -> &SafetyMonitor {
+        &self.safety
+    }
+
+    /// Asks to (re-)engage.
+    pub fn request_engage(&mut self) {
+        self.safety.request_engage();
+    }
+
+    /// One decision.
+    pub fn step(&mut self, input: &StepInput<'_>) -> StepOutput {
+        let dt = self
+            .last_step_ns
+            .map_or(self.period_s, |t| (input.now_ns.saturating_sub(t) as f64 / 1e9).clamp(1e-3, 1.0));
+        self.last_step_ns = Some(input.now_ns);
+        let was = self.safety.mode();
+        let violation;
+        let mut prediction = None;
+        let mut busy_s = 0.0;
+        if let Some(frame) = input.frame {
+            self.last_frame_ns = Some(frame.stamp_ns);
+            let start = Instant::now();
+            violation = match frame.rgb {
+                None => self.safety.check_failed_frame(Fault::BadFrame, frame.stamp_ns),
+                Some(rgb) => self.run_frame(frame, rgb, input.speed_mps, start, &mut prediction, &mut busy_s),
+            };
+        } else {
+            violation = self.safety.check_tick(input.now_ns, self.last_frame_ns);
+        }
+        let command = match (self.safety.engaged(), &self.latest) {
+            (true, Some(plan)) => {
+                let age = input.now_ns.saturating_sub(plan.stamp_ns) as f64 / 1e9;
+                self.controller.track(plan, age, input.speed_mps, dt)
+            }
+            _ => self.controller.stop(self.stop_decel, input.speed_mps),
+        };
+        let mode = self.safety.mode();
+        StepOutput {
+            stamp_ns: input.now_ns,
+            command,
+            mode,
+            prediction,
+            violation,
+            stopped: was == Mode::Engaged && mode == Mode::Stopped,
+            busy_s,
+        }
+    }
+
+    /// Preprocess, inference and the output checks of one decoded frame.
+    fn run_frame(
+        &mut self,
+        frame: FrameRef<'_>,
+        rgb: &[u8],
+        speed_mps: f64,
+        start: Instant,
+        prediction: &mut Option<Prediction>,
+        busy_s: &mut f64,
+    ) -> Option<Violation> {
+        if self.pre.push(frame.stamp_ns, rgb, frame.width, frame.height).is_err() {
+            return self.safety.check_failed_frame(Fault::BadFrame, frame.stamp_ns);
+        }
+        let quality = self.pre.stack(self.inference.image_mut());
+        let mut p = self.template;
+        p.stamp_ns = frame.stamp_ns;
+        let ran = self.inference.run(speed_mps as f32, |raw| {
+            for (dst, src) in p.plan[..p.len].iter_mut().zip(raw.plan.chunks_exact(3)) {
+                dst.copy_from_slice(src);
+            }
+            for (dst, src) in p.lead.iter_mut().zip(raw.lead) {
+                *dst = *src;
+            }
+        });
+        *busy_s = start.elapsed().as_secs_f64();
+        if ran.is_err() {
+            return self.safety.check_failed_frame(Fault::Inference, frame.stamp_ns);
+        }
+        *prediction = Some(p);
+        let v = self.safety.check_frame(&p, *busy_s, quality.complete, speed_mps);
+        if v.is_none() {
+            self.latest = Some(p);
+        }
+        v
+    }
+
+    /// The source ended (or was lost): the controlled stop, and the event.
+    pub fn finish(&mut self, now_ns: u64, fault: Fault, speed_mps: f64) -> StepOutput {
+        let was = self.safety.mode();
+        let violation = self.safety.source_gone(fault, now_ns);
+        self.last_step_ns = Some(now_ns);
+        StepOutput {
+            stamp_ns: now_ns,
+            command: self.controller.stop(self.stop_decel, speed_mps),
+            mode: self.safety.mode(),
+            prediction: None,
+            violation: Some(violation),
+            stopped: was == Mode::Engaged || fault == Fault::SourceEnded,
+            busy_s: 0.0,
+        }
+    }
+}
+
+/// Whether a model's contract can run on this camera: its version, plan
+/// length, the virtual camera inside the real one, and history frames the
+/// camera's rate can supply.
+fn check_fit(
+    contract: &ModelContract,
+    camera: &CameraModel,
+    mount: &Iso3,
+    fps: f64,
+) -> std::result::Result<(), String> {
+    if contract.version != CONTRACT_VERSION {
+        return Err(format!(
+            "model contract version {} but this runtime reads version {CONTRACT_VERSION}; re-export the model with this nines",
+            contract.version
+        ));
+    }
+    if contract.plan_times_secs.len() > MAX_PLAN {
+        return Err(format!(
+            "the plan has {} points; the runtime takes at most {MAX_PLAN}",
+            contract.plan_times_secs.len()
+        ));
+    }
+    // Every virtual pixel on a coarse grid must see the real image.
+    let spec = WarpSpec::to_virtual(contract, camera, mount, Normalisation::raw());
+    let lens = Lens::from_model(camera);
+    let (w, h) = (contract.input.width as f32, contract.input.height as f32);
+    let mut outside = 0;
+    let grid = 16;
+    for j in 0..=grid {
+        for i in 0..=grid {
+            let (u, v) = (i as f32 / grid as f32 * (w - 1.0), j as f32 / grid as f32 * (h - 1.0));
+            let m = &spec.ray_from_pixel;
+            let ray = [m[0] * u + m[1] * v + m[2], m[3] * u + m[4] * v + m[5], m[6] * u + m[7] * v + m[8]];
+            let inside = lens.project(ray, 1e-6).is_some_and(|(x, y)| {
+                x >= -0.5 && y >= -0.5 && x <= camera.width as f32 - 0.5 && y <= camera.height as f32 - 0.5
+            });
+            outside += usize::from(!inside);
+        }
+    }
+    // A sliver outside is normal (a camera pitched a little differently from
+    // the virtual one; training images had it too, filled with the mean); a
+    // quarter means a different rig.
+    let total = (grid + 1) * (grid + 1);
+    if outside * 4 > total {
+        return Err(format!(
+            "the model's virtual camera (fx {:.1}, pitch down {:.1} deg) sees outside this camera for {}% of its view; \
+             the camera's calibration or mounting ([camera.calibration], [camera.mounting]) does not fit the model's contract",
+            contract.camera.fx,
+            contract.camera.pitch_down_deg,
+            outside * 100 / total
+        ));
+    }
+    let frames_per_spacing = contract.input.frame_spacing_secs * fps;
+    if contract.input.frames > 1
+        && (frames_per_spacing - frames_per_spacing.round()).abs() / fps
+            > contract.input.frame_spacing_secs / 4.0
+    {
+        return Err(format!(
+            "the model stacks frames {:.0} ms apart but a {fps} Hz camera cannot supply them; set camera.fps to a multiple of {:.1} Hz",
+            contract.input.frame_spacing_secs * 1e3,
+            1.0 / contract.input.frame_spacing_secs
+        ));
+    }
+    Ok(())
+}
