@@ -378,3 +378,24 @@ fn a_video_file_streams_through_opencv_into_commands() {
     let rec = DriveReader::open(f.dir.join("video-run.mcap")).unwrap();
     assert_eq!(rec.read_topic::<CompressedImage>(topics::CAMERA_COMPRESSED).unwrap().len(), frames.len());
 }
+
+#[test]
+fn replay_with_a_model_shows_its_predictions_next_to_what_was_driven() {
+    let f = fixture();
+    let rrd = f.dir.join("replay-model.rrd");
+    let options = nines_tools::replay::ReplayOptions {
+        model: Some(f.model.clone()),
+        lidar_stride: 8,
+        ..nines_tools::replay::ReplayOptions::default()
+    };
+    let report = nines_tools::replay::save_rrd(&f.drive, &rrd, &options).unwrap();
+    let model = report.model.expect("the model ran");
+    assert_eq!(model.frames, frame_stamps().len());
+    assert!(model.commands > model.frames);
+    let (steer, speed) = model.against_driven.expect("the drive has driven commands");
+    assert!(steer.is_finite() && speed.is_finite() && speed > 0.0, "{steer} {speed}");
+    for entity in ["plots/steering/model", "plots/speed/model", "plots/steering/command"] {
+        assert!(report.entities.iter().any(|e| e.contains(entity)), "{entity} in {:?}", report.entities);
+    }
+    assert!(std::fs::metadata(&rrd).unwrap().len() > 10_000);
+}

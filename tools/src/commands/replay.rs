@@ -23,6 +23,7 @@ Examples:
   nines replay drive.mcap --save drive.rrd && rerun drive.rrd
   rerun --serve-web &  nines replay drive.mcap --connect rerun+http://127.0.0.1:9876/proxy
   nines replay drive.mcap --serve-web --web-port 9090      (then open the printed URL)
+  nines replay drive.mcap --model model.onnx --save drive.rrd   (the model's plan and commands next to the driven ones)
 
 A cut or damaged drive replays what is readable; what was skipped is printed.")]
 pub struct ReplayArgs {
@@ -64,6 +65,14 @@ pub struct ReplayArgs {
     /// End this many seconds into the drive.
     #[arg(long, value_name = "SECS")]
     pub to: Option<f64>,
+    /// Run this ONNX model (from `nines export`) through the onboard
+    /// runtime's pipeline over the drive, lockstep, and show its plan, lead
+    /// and commands next to what was driven.
+    #[arg(long, value_name = "MODEL.onnx")]
+    pub model: Option<PathBuf>,
+    /// Vehicle config for --model (default: the built-in configs/vehicle-sim.toml).
+    #[arg(long, value_name = "VEHICLE.toml", requires = "model")]
+    pub config: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -122,6 +131,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         path_ahead_secs: args.path_ahead,
         lidar_stride: usize::try_from(args.lidar_stride).unwrap_or(usize::MAX),
         window_secs,
+        model: args.model.clone(),
+        vehicle_config: args.config.clone(),
         ..ReplayOptions::default()
     };
     let (rec, web_server) = open_sink(args)?;
@@ -227,6 +238,20 @@ fn print_report(args: &ReplayArgs, report: &ReplayReport, took: Duration) -> any
     if !report.not_shown.is_empty() {
         let topics: Vec<&str> = report.not_shown.keys().map(String::as_str).collect();
         println!("not shown: {}", topics.join(", "));
+    }
+    if let Some(m) = &report.model {
+        println!(
+            "model: {} frames, {} commands on provider {}{}",
+            m.frames,
+            m.commands,
+            m.provider,
+            m.against_driven.map_or_else(String::new, |(steer, speed)| format!(
+                "; against the driven commands: steering {steer:.3} rad, speed {speed:.2} m/s mean |difference|"
+            ))
+        );
+        for stop in &m.stops {
+            println!("model: {stop}");
+        }
     }
     if let Some(out) = &args.save {
         println!("wrote {} (open it with `rerun {}`)", out.display(), out.display());

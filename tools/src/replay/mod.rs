@@ -11,6 +11,7 @@
 mod colour;
 pub mod entity;
 mod layout;
+pub mod model;
 mod scene;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,11 @@ pub struct ReplayOptions {
     pub lidar_stride: usize,
     /// Only this window of the drive, seconds from its first message (inclusive).
     pub window_secs: Option<(f64, f64)>,
+    /// Run this ONNX model through the onboard pipeline over the drive and
+    /// show its predictions and commands next to what was driven.
+    pub model: Option<PathBuf>,
+    /// Vehicle config for `model` (default: the built-in simulator car).
+    pub vehicle_config: Option<PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -67,6 +73,8 @@ impl Default for ReplayOptions {
             far_m: 60.0,
             lidar_stride: 1,
             window_secs: None,
+            model: None,
+            vehicle_config: None,
         }
     }
 }
@@ -96,6 +104,23 @@ pub struct ReplayReport {
     pub overlaid_frames: u64,
     /// Lidar points drawn on those frames, in all.
     pub overlaid_points: u64,
+    /// With `--model`: what the runtime did over the drive.
+    pub model: Option<ModelReplay>,
+}
+
+/// The runtime's run over the drive, next to what was driven.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ModelReplay {
+    /// Camera frames the network ran on.
+    pub frames: usize,
+    /// Commands the runtime issued.
+    pub commands: usize,
+    /// Controlled stops (besides the one at the drive's end), with their reasons.
+    pub stops: Vec<String>,
+    /// Execution provider.
+    pub provider: String,
+    /// Mean |model - driven| steering, rad, and speed, m/s.
+    pub against_driven: Option<(f64, f64)>,
 }
 
 impl ReplayReport {
@@ -233,7 +258,19 @@ pub fn replay(
     rec.set_log_time_enabled(false);
     rec.set_log_tick_enabled(false);
     let reader = &opened.reader;
-    let names = topic_names(&reader.topics());
+    let mut names = topic_names(&reader.topics());
+    let model_run = match &options.model {
+        Some(model) => {
+            progress.set_message(format!("running {} over the drive", model.display()));
+            let config = model::load_config(options.vehicle_config.as_deref())?;
+            let run = model::run_model(reader.path(), model, &config)?;
+            names.extend([topics::MODEL_OUTPUT.to_owned(), model::RUNTIME_COMMAND.to_owned()]);
+            names.sort();
+            names.dedup();
+            Some(run)
+        }
+        None => None,
+    };
     layout::blueprint(&names).send(rec, rerun::blueprint::BlueprintActivation::default())?;
     progress.set_length(reader.message_count());
 
@@ -253,6 +290,11 @@ pub fn replay(
         let view = view?;
         progress.inc(1);
         report.messages += 1;
+        if model_run.is_some() && view.topic == topics::MODEL_OUTPUT {
+            // The replayed model's outputs take the place of any recorded ones.
+            *report.not_shown.entry(view.topic.to_owned()).or_default() += 1;
+            continue;
+        }
         let t = view.log_time_nanos;
         report.time_range_nanos = Some(report.time_range_nanos.map_or((t, t), |(a, _)| (a.min(t), t)));
         rec.set_timestamp_nanos_since_epoch(TIMELINE, t as i64);
@@ -266,9 +308,43 @@ pub fn replay(
         }
     }
     report.damaged_chunks = messages.damaged().to_vec();
+    if let Some(run) = &model_run {
+        report.model = Some(log_model_run(&mut scene, rec, run, reader)?);
+    }
     report.entities = scene.entities();
     (report.overlaid_frames, report.overlaid_points) = scene.overlay();
     Ok(report)
+}
+
+/// Logs the runtime's outputs, commands and events on the drive's clock.
+fn log_model_run(
+    scene: &mut SceneLogger<'_>,
+    rec: &rerun::RecordingStream,
+    run: &model::ModelRun,
+    reader: &nines_datasets::drive::DriveReader,
+) -> anyhow::Result<ModelReplay> {
+    let failed = |e: scene::LogError| anyhow::anyhow!("logging the replayed model: {e}");
+    for o in &run.outputs {
+        rec.set_timestamp_nanos_since_epoch(TIMELINE, o.header.stamp.as_nanos() as i64);
+        scene.replayed_output(o).map_err(failed)?;
+    }
+    for c in &run.commands {
+        rec.set_timestamp_nanos_since_epoch(TIMELINE, c.header.stamp.as_nanos() as i64);
+        scene.model_command(c).map_err(failed)?;
+    }
+    for e in &run.events {
+        rec.set_timestamp_nanos_since_epoch(TIMELINE, e.header.stamp.as_nanos() as i64);
+        scene.replayed_event(e).map_err(failed)?;
+    }
+    let driven =
+        reader.read_topic::<nines_datasets::msg::AckermannDriveStamped>(topics::COMMAND).unwrap_or_default();
+    Ok(ModelReplay {
+        frames: run.outputs.len(),
+        commands: run.commands.len(),
+        stops: run.events.iter().filter(|e| e.category != "source_ended").map(|e| e.detail.clone()).collect(),
+        provider: run.provider.clone(),
+        against_driven: model::against_driven(run, &driven),
+    })
 }
 
 /// Replays the drive at `drive` into a new .rrd file at `rrd` (no progress

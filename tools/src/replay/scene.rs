@@ -168,7 +168,10 @@ impl<'a> SceneLogger<'a> {
         let series =
             |name: &str, rgb: [u8; 3]| rerun::SeriesLines::new().with_names([name]).with_colors([rgb]);
         // (topic that feeds the plot, plot entity, series name, colour)
-        let styles: [(&str, &str, &str, [u8; 3]); 11] = [
+        let styles: [(&str, &str, &str, [u8; 3]); 14] = [
+            (super::model::RUNTIME_COMMAND, "plots/steering/model", "model (replayed)", [231, 76, 60]),
+            (super::model::RUNTIME_COMMAND, "plots/speed/model", "model (replayed)", [231, 76, 60]),
+            (super::model::RUNTIME_COMMAND, "plots/acceleration/model", "model (replayed)", [231, 76, 60]),
             (topics::COMMAND, "plots/steering/command", "command", [66, 135, 245]),
             (topics::GT_EXPERT_COMMAND, "plots/steering/expert", "expert", [170, 170, 170]),
             (topics::COMMAND, "plots/speed/command", "command", [66, 135, 245]),
@@ -322,6 +325,25 @@ impl<'a> SceneLogger<'a> {
             self.ego_pose(&iso, stamp)?;
         }
         Ok(true)
+    }
+
+    /// A command of the runtime replayed with `--model`, next to the driven one.
+    pub(crate) fn model_command(&mut self, cmd: &AckermannDriveStamped) -> Logged {
+        let d = &cmd.drive;
+        self.log("plots/steering/model", &rerun::Scalars::single(f64::from(d.steering_angle)))?;
+        self.log("plots/speed/model", &rerun::Scalars::single(f64::from(d.speed)))?;
+        self.log("plots/acceleration/model", &rerun::Scalars::single(f64::from(d.acceleration)))?;
+        Ok(true)
+    }
+
+    /// An output of the network replayed with `--model`.
+    pub(crate) fn replayed_output(&mut self, out: &ModelOutput) -> Logged {
+        self.model_output(out)
+    }
+
+    /// An event of the runtime replayed with `--model`.
+    pub(crate) fn replayed_event(&mut self, event: &Event) -> Logged {
+        self.event(event)
     }
 
     fn command(&mut self, cmd: &AckermannDriveStamped, expert: bool) -> Logged {
