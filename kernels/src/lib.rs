@@ -22,7 +22,7 @@ pub mod warp;
 pub use error::KernelError;
 pub use lens::{Lens, rigid_f32};
 pub use project::{DepthImage, Projection, project_points_cpu};
-pub use warp::{Normalisation, RgbView, WarpSpec, warp_image_cpu};
+pub use warp::{Normalisation, RgbView, WarpMap, WarpSpec, warp_image_cpu};
 
 /// Where kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

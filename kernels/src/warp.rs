@@ -205,29 +205,128 @@ pub fn warp_image_cpu(src: &RgbView<'_>, spec: &WarpSpec, out: &mut [f32]) {
         .for_each(|(row, ((r, g), b))| warp_row(src, spec, row, r, g, b));
 }
 
-/// The CPU reference on the calling thread only. The onboard control thread
-/// uses it: rayon's queues allocate when work is handed to the pool, and
-/// that thread must not allocate after start-up. Same output as
-/// [`warp_image_cpu`].
-///
-/// # Panics
-/// As [`warp_image_cpu`].
-pub fn warp_image_serial(
-    src: &RgbView<'_>,
-    spec: &WarpSpec,
-    out: &mut [f32],
-) -> Result<(), crate::KernelError> {
-    crate::check_warp_lengths(src, spec, out)?;
-    let plane = spec.out_width as usize * spec.out_height as usize;
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    let width = spec.out_width as usize;
-    for (row, ((r, g), b)) in
-        r.chunks_mut(width).zip(g.chunks_mut(width)).zip(b.chunks_mut(width)).enumerate()
-    {
-        warp_row(src, spec, row, r, g, b);
+/// A warp precomputed for one camera: for every output pixel, the source
+/// bytes and weights its supersampled bilinear samples read (taps at the same
+/// source pixel merged). The projection through the real lens is done once,
+/// at start-up; a frame is then a weighted gather. The same arithmetic as
+/// [`warp_image_cpu`] up to float summation order. Like OpenCV's
+/// `initUndistortRectifyMap` + `remap`, written here because the map must
+/// carry our supersampling and normalisation, and the onboard hot loop must
+/// not allocate.
+#[derive(Debug, Clone)]
+pub struct WarpMap {
+    spec: WarpSpec,
+    src_size: (u32, u32),
+    /// Per output pixel, its taps are `taps[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    /// (byte offset of the source pixel's red, weight); weights sum to 1.
+    taps: Vec<(u32, f32)>,
+}
+
+impl WarpMap {
+    /// The map of `spec` for a `width` x `height` source.
+    #[must_use]
+    pub fn new(spec: &WarpSpec, width: u32, height: u32) -> Self {
+        let m = &spec.ray_from_pixel;
+        let n = spec.samples_per_axis;
+        let step = 1.0 / n as f32;
+        let (w, h) = (width as f32, height as f32);
+        let mut starts = Vec::with_capacity(spec.out_width as usize * spec.out_height as usize + 1);
+        let mut taps: Vec<(u32, f32)> = Vec::new();
+        let mut pixel: Vec<(u32, f32)> = Vec::new();
+        starts.push(0);
+        for row in 0..spec.out_height {
+            for col in 0..spec.out_width {
+                pixel.clear();
+                let mut count = 0u32;
+                for j in 0..n {
+                    let v = row as f32 + (j as f32 + 0.5) * step - 0.5;
+                    for i in 0..n {
+                        let u = col as f32 + (i as f32 + 0.5) * step - 0.5;
+                        let ray = [
+                            m[0] * u + m[1] * v + m[2],
+                            m[3] * u + m[4] * v + m[5],
+                            m[6] * u + m[7] * v + m[8],
+                        ];
+                        let Some((us, vs)) = spec.real.project(ray, 1e-6) else { continue };
+                        if !(us >= -0.5 && vs >= -0.5 && us <= w - 0.5 && vs <= h - 0.5) {
+                            continue;
+                        }
+                        count += 1;
+                        let (x0, y0) = (us.floor(), vs.floor());
+                        let (ax, ay) = (us - x0, vs - y0);
+                        let clamp = |x: f32, n: u32| x.clamp(0.0, (n - 1) as f32) as u32;
+                        let (xa, xb) = (clamp(x0, width), clamp(x0 + 1.0, width));
+                        let (ya, yb) = (clamp(y0, height), clamp(y0 + 1.0, height));
+                        for (x, y, wt) in [
+                            (xa, ya, (1.0 - ax) * (1.0 - ay)),
+                            (xb, ya, ax * (1.0 - ay)),
+                            (xa, yb, (1.0 - ax) * ay),
+                            (xb, yb, ax * ay),
+                        ] {
+                            pixel.push(((y * width + x) * 3, wt));
+                        }
+                    }
+                }
+                if count > 0 {
+                    pixel.sort_by_key(|t| t.0);
+                    let inv = 1.0 / count as f32;
+                    let mut merged: Option<(u32, f32)> = None;
+                    for &(offset, wt) in &pixel {
+                        match &mut merged {
+                            Some((o, acc)) if *o == offset => *acc += wt,
+                            _ => {
+                                if let Some((o, acc)) = merged.take().filter(|(_, a)| *a > 0.0) {
+                                    taps.push((o, acc * inv));
+                                }
+                                merged = Some((offset, wt));
+                            }
+                        }
+                    }
+                    if let Some((o, acc)) = merged.filter(|(_, a)| *a > 0.0) {
+                        taps.push((o, acc * inv));
+                    }
+                }
+                starts.push(taps.len() as u32);
+            }
+        }
+        Self { spec: *spec, src_size: (width, height), starts, taps }
     }
-    Ok(())
+
+    /// The source size the map was made for.
+    #[must_use]
+    pub fn source_size(&self) -> (u32, u32) {
+        self.src_size
+    }
+
+    /// Warps `src` (packed RGB8 of the map's source size) into `out` (3
+    /// planes of the spec's output size). Allocates nothing.
+    pub fn apply(&self, src: &[u8], out: &mut [f32]) -> Result<(), crate::KernelError> {
+        let view = RgbView { width: self.src_size.0, height: self.src_size.1, data: src };
+        crate::check_warp_lengths(&view, &self.spec, out)?;
+        let plane = self.starts.len() - 1;
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let norm = &self.spec.normalisation;
+        for (i, bounds) in self.starts.windows(2).enumerate() {
+            let taps = &self.taps[bounds[0] as usize..bounds[1] as usize];
+            if taps.is_empty() {
+                [r[i], g[i], b[i]] = norm.fill;
+                continue;
+            }
+            let mut sum = [0.0f32; 3];
+            for &(offset, wt) in taps {
+                let o = offset as usize;
+                sum[0] += wt * f32::from(src[o]);
+                sum[1] += wt * f32::from(src[o + 1]);
+                sum[2] += wt * f32::from(src[o + 2]);
+            }
+            r[i] = sum[0] * norm.scale[0] + norm.offset[0];
+            g[i] = sum[1] * norm.scale[1] + norm.offset[1];
+            b[i] = sum[2] * norm.scale[2] + norm.offset[2];
+        }
+        Ok(())
+    }
 }
 
 /// One output row into the three planes' rows.
@@ -244,6 +343,35 @@ fn warp_row(src: &RgbView<'_>, spec: &WarpSpec, row: usize, r: &mut [f32], g: &m
 #[expect(clippy::float_cmp, reason = "the values are exact by construction")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_precomputed_map_matches_the_reference_warp() {
+        // A distorted 64x40 camera, looked at by a smaller, tilted virtual one, with supersampling.
+        let mut real = Lens::pinhole(40.0, 40.0, 31.5, 19.5, 64, 40);
+        real.kind = 1;
+        real.coeffs = [-0.2, 0.05, 0.001, -0.001, 0.0];
+        real.max_r2 = 4.0;
+        let spec = WarpSpec {
+            ray_from_pixel: [0.05, 0.0, -0.4, 0.002, 0.05, -0.25, 0.0, 0.01, 1.0],
+            real,
+            out_width: 16,
+            out_height: 10,
+            samples_per_axis: 3,
+            normalisation: Normalisation {
+                scale: [0.01, 0.02, 0.03],
+                offset: [-1.0, 0.5, 0.0],
+                fill: [7.0; 3],
+            },
+        };
+        let data: Vec<u8> = (0..64 * 40 * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let mut reference = vec![0.0; spec.output_len()];
+        warp_image_cpu(&RgbView { width: 64, height: 40, data: &data }, &spec, &mut reference);
+        let mut mapped = vec![0.0; spec.output_len()];
+        WarpMap::new(&spec, 64, 40).apply(&data, &mut mapped).expect("apply");
+        for (a, b) in mapped.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn identity_warp_copies_and_normalises() {

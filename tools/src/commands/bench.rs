@@ -87,6 +87,35 @@ pub enum BenchArgs {
         #[arg(long, default_value = "target/nines-bench")]
         out: PathBuf,
     },
+    /// Onboard runtime latency: capture-to-publish through the threaded
+    /// runtime (real-time pacing, as on the robot) next to bare
+    /// `session.run` on the same inputs, same model, same process.
+    Runtime {
+        /// ONNX model [default: an untrained export of --preset].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Network preset exported untrained when no --model is given (tiny or default).
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        /// Drive to play [default: simulate one of --duration seconds].
+        #[arg(long)]
+        drive: Option<PathBuf>,
+        /// Simulated seconds of the generated drive (10 camera frames a second).
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Vehicle config [default: the built-in configs/vehicle-sim.toml].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// ONNX Runtime intra-op threads (0: ONNX Runtime's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Where to write the drive and the model.
+        #[arg(long, default_value = "target/nines-bench")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a benchmark.
@@ -107,6 +136,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchArgs::Replay { file, family, duration, runs, out } => {
             bench_replay(file, &family, duration, runs, &out)
+        }
+        BenchArgs::Runtime { model, preset, drive, duration, config, threads, out, json } => {
+            super::bench_runtime::bench_runtime(&super::bench_runtime::RuntimeBench {
+                model,
+                preset,
+                drive,
+                duration,
+                config,
+                threads,
+                out,
+                json,
+            })
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_project;
+mod bench_runtime;
 pub mod demo;
 pub mod distill;
 pub mod export;
