@@ -189,7 +189,6 @@ impl Pipeline {
 
     /// The source ended (or was lost): the controlled stop, and the event.
     pub fn finish(&mut self, now_ns: u64, fault: Fault, speed_mps: f64) -> StepOutput {
-        let was = self.safety.mode();
         let violation = self.safety.source_gone(fault, now_ns);
         self.last_step_ns = Some(now_ns);
         StepOutput {
@@ -198,7 +197,8 @@ impl Pipeline {
             mode: self.safety.mode(),
             prediction: None,
             violation: Some(violation),
-            stopped: was == Mode::Engaged || fault == Fault::SourceEnded,
+            // The source's end (or loss) is always an event, engaged or not.
+            stopped: true,
             busy_s: 0.0,
         }
     }

@@ -162,7 +162,9 @@ pub fn run(
     };
     let control = std::thread::Builder::new().name("nines-control".into()).spawn(move || {
         match pacing {
-            Pacing::Lockstep => control_lockstep(&mut pipeline, &item_rx, &pub_tx, &controls, period_ns),
+            Pacing::Lockstep => {
+                control_lockstep(&mut pipeline, &item_rx, &slot, &pub_tx, &controls, period_ns);
+            }
             Pacing::Realtime => control_realtime(&mut pipeline, &slot, &pub_tx, &controls, period_ns, live),
         }
         drop(item_rx);
@@ -248,6 +250,7 @@ fn send(tx: &SyncSender<ToPublisher>, out: StepOutput, captured: Option<Instant>
 fn control_lockstep(
     pipeline: &mut Pipeline,
     items: &Receiver<Item>,
+    slot: &Slot,
     tx: &SyncSender<ToPublisher>,
     controls: &Controls,
     period_ns: u64,
@@ -290,7 +293,9 @@ fn control_lockstep(
         }
     }
     let end = next_tick.unwrap_or(0);
-    send(tx, pipeline.finish(end, Fault::SourceEnded, speed), None);
+    // The capture thread says whether the source ended or failed before it closes the channel.
+    let fault = lock(slot).ended.unwrap_or(Fault::SourceEnded);
+    send(tx, pipeline.finish(end, fault, speed), None);
 }
 
 /// Real time: the newest frame when it comes, a tick when none comes within a period.
