@@ -225,7 +225,6 @@ fn a_corrupt_jpeg_stops_in_the_same_control_period() {
 }
 
 /// The fixture model with its plan poisoned: NaN once the ego's speed passes `threshold`.
-#[expect(clippy::default_trait_access, reason = "onnx-ir does not re-export the proto types by name")]
 fn nan_model(threshold: f32, above: bool) -> PathBuf {
     let f = fixture();
     let mut model = onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(&f.model).unwrap()).unwrap();
@@ -238,7 +237,7 @@ fn nan_model(threshold: f32, above: bool) -> PathBuf {
         }
     }
     for (name, value) in [("gate_threshold", threshold), ("gate_zero", 0.0)] {
-        graph.initializer.push(Default::default());
+        graph.initializer.push(onnx_ir::TensorProto::new());
         let t = graph.initializer.last_mut().unwrap();
         name.clone_into(&mut t.name);
         t.dims = vec![1, 1];
@@ -253,7 +252,7 @@ fn nan_model(threshold: f32, above: bool) -> PathBuf {
         ("Mul", vec!["gate_log", "gate_zero"], "gate_nan"),
         ("Add", vec!["plan_clean", "gate_nan"], "plan"),
     ] {
-        graph.node.push(Default::default());
+        graph.node.push(onnx_ir::NodeProto::new());
         let n = graph.node.last_mut().unwrap();
         op.clone_into(&mut n.op_type);
         format!("nan_{output}").clone_into(&mut n.name);
@@ -268,20 +267,8 @@ fn nan_model(threshold: f32, above: bool) -> PathBuf {
 #[test]
 fn a_model_emitting_nan_stops_in_the_same_control_period() {
     let f = fixture();
-    let reader = DriveReader::open(&f.drive).unwrap();
-    let speeds: Vec<(u64, f64)> = reader
-        .read_topic::<Odometry>(topics::ODOMETRY)
-        .unwrap()
-        .into_iter()
-        .map(|(t, o)| (t, o.twist.twist.linear.x))
-        .collect();
-    // A threshold the drive crosses after engagement: halfway from the speed at 2 s to the last speed.
-    let start = speeds[0].0;
-    let at_2s = speeds.iter().find(|(t, _)| *t >= start + 2_000_000_000).unwrap().1;
-    let end = speeds.last().unwrap().1;
-    assert!((end - at_2s).abs() > 0.5, "the drive's speed changes: {at_2s} -> {end}");
-    let threshold = f64::midpoint(at_2s, end);
-    let model = nan_model(threshold as f32, end > at_2s);
+    let (threshold, above, start) = crossing_speed();
+    let model = nan_model(threshold as f32, above);
     let mut config = config();
     config.safety.inference_deadline_ms = 10_000.0;
     let (_, c) = run_with(&config, f.drive.to_str().unwrap(), &model, None);
@@ -296,15 +283,123 @@ fn a_model_emitting_nan_stops_in_the_same_control_period() {
     );
 }
 
-#[test]
-fn an_inference_overrun_keeps_the_vehicle_stopped_and_says_why() {
+/// The fixture model made slow once the ego's speed passes `threshold`: an
+/// ONNX `If` whose taken branch multiplies two `n` x `n` matrices before
+/// passing the plan through (ONNX Runtime only runs the branch taken).
+fn slow_model(threshold: f32, above: bool, n: i64) -> PathBuf {
+    use onnx_ir::{AttributeProto, AttributeType, GraphProto, NodeProto, TensorProto};
     let f = fixture();
+    let mut model = onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(&f.model).unwrap()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    for node in &mut graph.node {
+        for out in &mut node.output {
+            if out == "plan" {
+                "plan_fast".clone_into(out);
+            }
+        }
+    }
+    let plan_info = graph.output.iter().find(|o| o.name == "plan").unwrap().clone();
+    let node = |op: &str, inputs: &[&str], output: &str| {
+        let mut n = NodeProto::new();
+        op.clone_into(&mut n.op_type);
+        format!("slow_{output}").clone_into(&mut n.name);
+        n.input = inputs.iter().map(|s| (*s).to_owned()).collect();
+        n.output = vec![output.to_owned()];
+        n
+    };
+    let branch = |name: &str, nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, output: &str| {
+        let mut g = GraphProto::new();
+        name.clone_into(&mut g.name);
+        g.node = nodes;
+        g.initializer = initializers;
+        let mut out = plan_info.clone();
+        output.clone_into(&mut out.name);
+        g.output = vec![out];
+        g
+    };
+    let tensor = |name: &str, dims: Vec<i64>| {
+        let mut t = TensorProto::new();
+        name.clone_into(&mut t.name);
+        t.dims = dims;
+        t
+    };
+    let mut shape = tensor("slow_shape", vec![2]);
+    shape.data_type = 7; // INT64
+    shape.int64_data = vec![n, n];
+    let mut zero = tensor("slow_zero", vec![1, 1]);
+    zero.data_type = 1; // FLOAT
+    zero.float_data = vec![0.0];
+    let slow = branch(
+        "slow",
+        vec![
+            node("ConstantOfShape", &["slow_shape"], "slow_c"),
+            // Depending on the input, so ONNX Runtime cannot fold the product away at load.
+            node("Add", &["slow_c", "speed"], "slow_m"),
+            node("MatMul", &["slow_m", "slow_m"], "slow_p"),
+            node("ReduceSum", &["slow_p"], "slow_s"),
+            node("Mul", &["slow_s", "slow_zero"], "slow_z"),
+            node("Add", &["plan_fast", "slow_z"], "slow_plan"),
+        ],
+        vec![shape, zero],
+        "slow_plan",
+    );
+    let fast = branch("fast", vec![node("Identity", &["plan_fast"], "fast_plan")], Vec::new(), "fast_plan");
+    let mut limit = tensor("slow_threshold", vec![1, 1]);
+    limit.data_type = 1;
+    limit.float_data = vec![threshold];
+    graph.initializer.push(limit);
+    let (a, b) = if above { ("speed", "slow_threshold") } else { ("slow_threshold", "speed") };
+    graph.node.push(node("Greater", &[a, b], "slow_cond"));
+    let mut gate = node("If", &["slow_cond"], "plan");
+    for (name, g) in [("then_branch", slow), ("else_branch", fast)] {
+        let mut attr = AttributeProto::new();
+        name.clone_into(&mut attr.name);
+        attr.type_ = AttributeType::GRAPH.into();
+        attr.g = protobuf::MessageField::some(g);
+        gate.attribute.push(attr);
+    }
+    graph.node.push(gate);
+    let path = f.dir.join(format!("slow-{threshold}.onnx"));
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    path
+}
+
+/// A speed the fixture drive crosses after engagement (halfway from the
+/// speed at 2 s to the last speed), whether it crosses upwards, and the
+/// drive's start.
+fn crossing_speed() -> (f64, bool, u64) {
+    let f = fixture();
+    let reader = DriveReader::open(&f.drive).unwrap();
+    let speeds: Vec<(u64, f64)> = reader
+        .read_topic::<Odometry>(topics::ODOMETRY)
+        .unwrap()
+        .into_iter()
+        .map(|(t, o)| (t, o.twist.twist.linear.x))
+        .collect();
+    let start = speeds[0].0;
+    let at_2s = speeds.iter().find(|(t, _)| *t >= start + 2_000_000_000).unwrap().1;
+    let end = speeds.last().unwrap().1;
+    assert!((end - at_2s).abs() > 0.5, "the drive's speed changes: {at_2s} -> {end}");
+    (f64::midpoint(at_2s, end), end > at_2s, start)
+}
+
+#[test]
+fn an_inference_overrun_stops_in_the_same_control_period() {
+    let f = fixture();
+    let (threshold, above, start) = crossing_speed();
+    let model = slow_model(threshold as f32, above, 2400);
     let mut config = config();
-    config.safety.inference_deadline_ms = 1e-4;
-    let (report, c) = run_with(&config, f.drive.to_str().unwrap(), &f.model, None);
-    assert!(c.commands.iter().all(is_stop), "every command is the controlled stop");
+    // Fast frames take a few ms here; the slow branch (a 2400^3 product, 28 GFLOP) about 0.2 s.
+    config.safety.inference_deadline_ms = 60.0;
+    let (report, c) = run_with(&config, f.drive.to_str().unwrap(), &model, None);
+    let event =
+        c.events.iter().find(|e| e.category == "inference_deadline").expect("an inference_deadline stop");
+    let t = event.header.stamp.as_nanos();
+    assert!(t > start + 2_000_000_000, "engaged and driving before the overrun");
+    assert!(event.value > 0.06, "the measured time is in the event: {}", event.value);
+    assert_eq!(first_stop_after(&c, t).header.stamp.as_nanos(), t);
     assert!(c.diagnostics.iter().any(|d| d.status.iter().any(|s| s.message.contains("inference_deadline"))));
-    assert_eq!(report.frames, frame_stamps().len() as u64);
+    assert_eq!(report.frames, frame_stamps().len() as u64, "slow frames still run and are counted");
 }
 
 #[test]
