@@ -3,7 +3,7 @@
 //! input and output tensors allocated once, so a run allocates nothing on
 //! the Rust side (ONNX Runtime's own arena does its work in C++).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY};
@@ -27,14 +27,13 @@ pub struct Inference {
     card: ModelCard,
     provider: &'static str,
     digest: String,
-    path: PathBuf,
     plan_len: usize,
 }
 
 impl std::fmt::Debug for Inference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inference")
-            .field("path", &self.path)
+            .field("digest", &self.digest)
             .field("provider", &self.provider)
             .finish_non_exhaustive()
     }
@@ -120,17 +119,7 @@ impl Inference {
         let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
         let plan_len = card.contract.plan_times_secs.len();
         tracing::info!("model {} on execution provider `{provider}`", path.display());
-        Ok(Self {
-            session,
-            options,
-            image,
-            speed,
-            card,
-            provider,
-            digest,
-            path: path.to_path_buf(),
-            plan_len,
-        })
+        Ok(Self { session, options, image, speed, card, provider, digest, plan_len })
     }
 
     /// The model card from the file.
@@ -149,12 +138,6 @@ impl Inference {
     #[must_use]
     pub fn digest(&self) -> &str {
         &self.digest
-    }
-
-    /// The ONNX file.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The image input, [3F, H, W] flat, to fill before [`Self::run`].

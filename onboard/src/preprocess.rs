@@ -41,7 +41,6 @@ pub struct StackQuality {
 #[derive(Debug)]
 pub struct Preprocessor {
     map: WarpMap,
-    camera_size: (u32, u32),
     frames: usize,
     spacing_ns: f64,
     tolerance_ns: f64,
@@ -65,7 +64,6 @@ impl Preprocessor {
         let plane = spec.output_len();
         Self {
             map: WarpMap::new(&spec, real.width, real.height),
-            camera_size: (real.width, real.height),
             frames,
             spacing_ns: spacing_s * 1e9,
             tolerance_ns: (spacing_s * 1e9 / 4.0).max(20e6),
@@ -76,20 +74,15 @@ impl Preprocessor {
         }
     }
 
-    /// The camera size the calibration is for.
-    #[must_use]
-    pub fn camera_size(&self) -> (u32, u32) {
-        self.camera_size
-    }
-
     /// Warps `rgb` (taken at `stamp_ns`) into the ring.
     pub fn push(&mut self, stamp_ns: u64, rgb: &[u8], width: u32, height: u32) -> crate::Result<()> {
-        if (width, height) != self.camera_size {
+        let expected = self.map.source_size();
+        if (width, height) != expected {
             return Err(crate::OnboardError::Source {
                 source_name: "camera".into(),
                 detail: format!(
                     "frame of {width}x{height} but the calibration is for {}x{}; fix [camera.calibration] or the source",
-                    self.camera_size.0, self.camera_size.1
+                    expected.0, expected.1
                 ),
             });
         }
@@ -124,11 +117,6 @@ impl Preprocessor {
                 .copy_from_slice(&self.ring[best.1 * self.plane..(best.1 + 1) * self.plane]);
         }
         StackQuality { worst_gap_s: worst / 1e9, complete: worst <= self.tolerance_ns }
-    }
-
-    /// Forgets every frame (after a source restart).
-    pub fn clear(&mut self) {
-        self.stamps.fill(None);
     }
 }
 

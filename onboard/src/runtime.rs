@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -381,12 +381,7 @@ fn publish(
         Ok(())
     };
     let mut last_busy = 0.0;
-    loop {
-        let message = match rx.recv_timeout(Duration::from_hours(1)) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+    while let Ok(message) = rx.recv() {
         let (out, captured) = match message {
             ToPublisher::Record(r) => {
                 record(&mut recorder, r)?;

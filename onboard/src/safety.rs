@@ -81,7 +81,6 @@ pub struct SafetyMonitor {
     requested: bool,
     good_run: u32,
     last_plan_end: Option<[f32; 2]>,
-    last_violation: Option<Violation>,
     stops: u32,
 }
 
@@ -95,7 +94,6 @@ impl SafetyMonitor {
             mode: Mode::Standby,
             good_run: 0,
             last_plan_end: None,
-            last_violation: None,
             stops: 0,
         }
     }
@@ -117,22 +115,10 @@ impl SafetyMonitor {
         self.requested = true;
     }
 
-    /// The most recent violation.
-    #[must_use]
-    pub fn last_violation(&self) -> Option<Violation> {
-        self.last_violation
-    }
-
     /// Controlled stops so far.
     #[must_use]
     pub fn stops(&self) -> u32 {
         self.stops
-    }
-
-    /// Good frames in a row.
-    #[must_use]
-    pub fn good_frames(&self) -> u32 {
-        self.good_run
     }
 
     /// Checks a new prediction. `busy_s` is preprocess plus inference time.
@@ -214,7 +200,6 @@ impl SafetyMonitor {
     #[expect(clippy::unnecessary_wraps, reason = "every check returns the violation it saw, or none")]
     fn violate(&mut self, v: Violation) -> Option<Violation> {
         self.good_run = 0;
-        self.last_violation = Some(v);
         if self.mode == Mode::Engaged {
             self.mode = Mode::Stopped;
             self.requested = false;

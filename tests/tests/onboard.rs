@@ -224,44 +224,59 @@ fn a_corrupt_jpeg_stops_in_the_same_control_period() {
     assert_eq!(report.frames, stamps.len() as u64, "the corrupt frame is counted, the rest still run");
 }
 
-/// The fixture model with its plan poisoned: NaN once the ego's speed passes `threshold`.
-fn nan_model(threshold: f32, above: bool) -> PathBuf {
-    let f = fixture();
-    let mut model = onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(&f.model).unwrap()).unwrap();
-    let graph = model.graph.as_mut().unwrap();
-    for node in &mut graph.node {
+/// The fixture model, parsed, with its `plan` output renamed to `inner`, so
+/// that added nodes can compute `plan` from it.
+fn fixture_graph(inner: &str) -> onnx_ir::ModelProto {
+    let mut model = onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(&fixture().model).unwrap()).unwrap();
+    for node in &mut model.graph.as_mut().unwrap().node {
         for out in &mut node.output {
             if out == "plan" {
-                "plan_clean".clone_into(out);
+                inner.clone_into(out);
             }
         }
     }
-    for (name, value) in [("gate_threshold", threshold), ("gate_zero", 0.0)] {
-        graph.initializer.push(onnx_ir::TensorProto::new());
-        let t = graph.initializer.last_mut().unwrap();
-        name.clone_into(&mut t.name);
-        t.dims = vec![1, 1];
-        t.data_type = 1;
-        t.float_data = vec![value];
-    }
-    // log(threshold - speed) is NaN past the threshold; times zero it is 0 or NaN.
-    let (a, b) = if above { ("gate_threshold", "speed") } else { ("speed", "gate_threshold") };
-    for (op, inputs, output) in [
-        ("Sub", vec![a, b], "gate_margin"),
-        ("Log", vec!["gate_margin"], "gate_log"),
-        ("Mul", vec!["gate_log", "gate_zero"], "gate_nan"),
-        ("Add", vec!["plan_clean", "gate_nan"], "plan"),
-    ] {
-        graph.node.push(onnx_ir::NodeProto::new());
-        let n = graph.node.last_mut().unwrap();
-        op.clone_into(&mut n.op_type);
-        format!("nan_{output}").clone_into(&mut n.name);
-        n.input = inputs.into_iter().map(str::to_owned).collect();
-        n.output = vec![output.to_owned()];
-    }
-    let path = f.dir.join(format!("nan-{threshold}.onnx"));
+    model
+}
+
+fn onnx_node(op: &str, inputs: &[&str], output: &str) -> onnx_ir::NodeProto {
+    let mut n = onnx_ir::NodeProto::new();
+    op.clone_into(&mut n.op_type);
+    format!("edit_{output}").clone_into(&mut n.name);
+    n.input = inputs.iter().map(|s| (*s).to_owned()).collect();
+    n.output = vec![output.to_owned()];
+    n
+}
+
+/// A float [1, 1] initializer.
+fn onnx_scalar(name: &str, value: f32) -> onnx_ir::TensorProto {
+    let mut t = onnx_ir::TensorProto::new();
+    name.clone_into(&mut t.name);
+    t.dims = vec![1, 1];
+    t.data_type = 1; // FLOAT
+    t.float_data = vec![value];
+    t
+}
+
+fn write_model(model: &onnx_ir::ModelProto, name: &str) -> PathBuf {
+    let path = fixture().dir.join(name);
     std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
     path
+}
+
+/// The fixture model with its plan poisoned: NaN once the ego's speed passes `threshold`.
+fn nan_model(threshold: f32, above: bool) -> PathBuf {
+    let mut model = fixture_graph("plan_clean");
+    let graph = model.graph.as_mut().unwrap();
+    graph.initializer.extend([onnx_scalar("gate_threshold", threshold), onnx_scalar("gate_zero", 0.0)]);
+    // log(threshold - speed) is NaN past the threshold; times zero it is 0 or NaN.
+    let (a, b) = if above { ("gate_threshold", "speed") } else { ("speed", "gate_threshold") };
+    graph.node.extend([
+        onnx_node("Sub", &[a, b], "gate_margin"),
+        onnx_node("Log", &["gate_margin"], "gate_log"),
+        onnx_node("Mul", &["gate_log", "gate_zero"], "gate_nan"),
+        onnx_node("Add", &["plan_clean", "gate_nan"], "plan"),
+    ]);
+    write_model(&model, &format!("nan-{threshold}.onnx"))
 }
 
 #[test]
@@ -288,25 +303,9 @@ fn a_model_emitting_nan_stops_in_the_same_control_period() {
 /// passing the plan through (ONNX Runtime only runs the branch taken).
 fn slow_model(threshold: f32, above: bool, n: i64) -> PathBuf {
     use onnx_ir::{AttributeProto, AttributeType, GraphProto, NodeProto, TensorProto};
-    let f = fixture();
-    let mut model = onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(&f.model).unwrap()).unwrap();
+    let mut model = fixture_graph("plan_fast");
     let graph = model.graph.as_mut().unwrap();
-    for node in &mut graph.node {
-        for out in &mut node.output {
-            if out == "plan" {
-                "plan_fast".clone_into(out);
-            }
-        }
-    }
     let plan_info = graph.output.iter().find(|o| o.name == "plan").unwrap().clone();
-    let node = |op: &str, inputs: &[&str], output: &str| {
-        let mut n = NodeProto::new();
-        op.clone_into(&mut n.op_type);
-        format!("slow_{output}").clone_into(&mut n.name);
-        n.input = inputs.iter().map(|s| (*s).to_owned()).collect();
-        n.output = vec![output.to_owned()];
-        n
-    };
     let branch = |name: &str, nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, output: &str| {
         let mut g = GraphProto::new();
         name.clone_into(&mut g.name);
@@ -317,40 +316,31 @@ fn slow_model(threshold: f32, above: bool, n: i64) -> PathBuf {
         g.output = vec![out];
         g
     };
-    let tensor = |name: &str, dims: Vec<i64>| {
-        let mut t = TensorProto::new();
-        name.clone_into(&mut t.name);
-        t.dims = dims;
-        t
-    };
-    let mut shape = tensor("slow_shape", vec![2]);
+    let mut shape = TensorProto::new();
+    "slow_shape".clone_into(&mut shape.name);
+    shape.dims = vec![2];
     shape.data_type = 7; // INT64
     shape.int64_data = vec![n, n];
-    let mut zero = tensor("slow_zero", vec![1, 1]);
-    zero.data_type = 1; // FLOAT
-    zero.float_data = vec![0.0];
     let slow = branch(
         "slow",
         vec![
-            node("ConstantOfShape", &["slow_shape"], "slow_c"),
+            onnx_node("ConstantOfShape", &["slow_shape"], "slow_c"),
             // Depending on the input, so ONNX Runtime cannot fold the product away at load.
-            node("Add", &["slow_c", "speed"], "slow_m"),
-            node("MatMul", &["slow_m", "slow_m"], "slow_p"),
-            node("ReduceSum", &["slow_p"], "slow_s"),
-            node("Mul", &["slow_s", "slow_zero"], "slow_z"),
-            node("Add", &["plan_fast", "slow_z"], "slow_plan"),
+            onnx_node("Add", &["slow_c", "speed"], "slow_m"),
+            onnx_node("MatMul", &["slow_m", "slow_m"], "slow_p"),
+            onnx_node("ReduceSum", &["slow_p"], "slow_s"),
+            onnx_node("Mul", &["slow_s", "slow_zero"], "slow_z"),
+            onnx_node("Add", &["plan_fast", "slow_z"], "slow_plan"),
         ],
-        vec![shape, zero],
+        vec![shape, onnx_scalar("slow_zero", 0.0)],
         "slow_plan",
     );
-    let fast = branch("fast", vec![node("Identity", &["plan_fast"], "fast_plan")], Vec::new(), "fast_plan");
-    let mut limit = tensor("slow_threshold", vec![1, 1]);
-    limit.data_type = 1;
-    limit.float_data = vec![threshold];
-    graph.initializer.push(limit);
+    let fast =
+        branch("fast", vec![onnx_node("Identity", &["plan_fast"], "fast_plan")], Vec::new(), "fast_plan");
+    graph.initializer.push(onnx_scalar("slow_threshold", threshold));
     let (a, b) = if above { ("speed", "slow_threshold") } else { ("slow_threshold", "speed") };
-    graph.node.push(node("Greater", &[a, b], "slow_cond"));
-    let mut gate = node("If", &["slow_cond"], "plan");
+    graph.node.push(onnx_node("Greater", &[a, b], "slow_cond"));
+    let mut gate = onnx_node("If", &["slow_cond"], "plan");
     for (name, g) in [("then_branch", slow), ("else_branch", fast)] {
         let mut attr = AttributeProto::new();
         name.clone_into(&mut attr.name);
@@ -359,9 +349,7 @@ fn slow_model(threshold: f32, above: bool, n: i64) -> PathBuf {
         gate.attribute.push(attr);
     }
     graph.node.push(gate);
-    let path = f.dir.join(format!("slow-{threshold}.onnx"));
-    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
-    path
+    write_model(&model, &format!("slow-{threshold}.onnx"))
 }
 
 /// A speed the fixture drive crosses after engagement (halfway from the

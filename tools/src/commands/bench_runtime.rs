@@ -75,7 +75,7 @@ pub fn bench_runtime(b: &RuntimeBench) -> anyhow::Result<()> {
     let mut config = load_config(b.config.as_deref())?;
     config.model.threads = b.threads;
     config.recording.mode = nines_onboard::config::RecordMode::Off;
-    // Lockstep would queue frames in the channel; the robot's path is real time.
+    // A slow frame is measured, not turned into a controlled stop.
     config.safety.inference_deadline_ms = config.safety.inference_deadline_ms.max(1000.0);
 
     // Bare session.run on the same inputs: the pipeline fills the input, then the session alone is timed.
@@ -102,6 +102,7 @@ pub fn bench_runtime(b: &RuntimeBench) -> anyhow::Result<()> {
 
     eprintln!("playing {} in real time through the runtime ({} frames)", drive.display(), frames.len());
     let source = source::open(&drive.display().to_string(), &config.camera.topic, config.camera.fps)?;
+    // Real time, as on the robot: in lockstep frames would wait in the channel.
     let options = RunOptions { pacing: Pacing::Realtime, record: None };
     let report =
         runtime::run(&config, source, &model, &options, Arc::new(Controls::default()), Box::new(|_| {}))?;
