@@ -430,7 +430,12 @@ fn publish(
                 detail: format!("controlled stop: {} (value {:.3})", v.fault.name(), v.value),
                 value: v.value,
             };
-            tracing::warn!("{} at {:.3} s", event.detail, t as f64 / 1e9);
+            // A recorded drive ending is the normal end of a replay, not a warning.
+            if v.fault == Fault::SourceEnded {
+                tracing::info!("{} at {:.3} s", event.detail, t as f64 / 1e9);
+            } else {
+                tracing::warn!("{} at {:.3} s", event.detail, t as f64 / 1e9);
+            }
             sink(&Published::Event(event.clone()));
             record(&mut recorder, Record::Event(t, event.clone()))?;
             report.events.push(event);

@@ -42,6 +42,10 @@ pub struct RecordOptions {
     pub duration_secs: Option<f64>,
     /// JPEG quality, 1..100.
     pub jpeg_quality: u8,
+    /// End the run this long after its first failure (`None`: run to the end).
+    pub end_after_failure_secs: Option<f64>,
+    /// Record lidar sweeps (by far the largest part of a drive).
+    pub record_lidar: bool,
 }
 
 impl Default for RecordOptions {
@@ -51,6 +55,8 @@ impl Default for RecordOptions {
             lidar: LidarConfig::default(),
             duration_secs: None,
             jpeg_quality: 90,
+            end_after_failure_secs: None,
+            record_lidar: true,
         }
     }
 }
@@ -155,6 +161,31 @@ pub struct Observation<'a> {
     pub sim: &'a Sim,
 }
 
+/// Whoever sits in the driver's seat of a simulated run.
+pub trait Driver {
+    /// Whether it looks at the camera (a privileged driver does not: its
+    /// unrecorded runs then render nothing).
+    fn wants_camera(&self) -> bool {
+        true
+    }
+
+    /// The command for this control period.
+    fn command(&mut self, observation: &Observation<'_>) -> AckermannDrive;
+
+    /// Failures of the driving system itself (safe stops, deadline misses)
+    /// since the last call, stamped in sim time; they end up with the
+    /// simulator's own events.
+    fn faults(&mut self) -> Vec<SimEvent> {
+        Vec::new()
+    }
+}
+
+impl<F: FnMut(&Observation<'_>) -> AckermannDrive> Driver for F {
+    fn command(&mut self, observation: &Observation<'_>) -> AckermannDrive {
+        self(observation)
+    }
+}
+
 /// Runs `scenario` with `driver` choosing each command from what it observes
 /// and records it to `out`. The expert runs in shadow on
 /// /sim/ground_truth/expert_command whoever drives.
@@ -164,11 +195,99 @@ pub fn record(
     options: &RecordOptions,
     mut driver: impl FnMut(&Observation<'_>) -> AckermannDrive,
 ) -> Result<RunSummary> {
+    simulate(scenario, options, Some(out), &mut driver)
+}
+
+/// Runs `scenario` closed loop with `driver`, recording the drive to `out`
+/// if given. Without `out` only what the driver sees is rendered (the
+/// camera, and only if it [wants](Driver::wants_camera) it): the same
+/// frames, bit for bit, that a recorded run of the same driver gets.
+pub fn simulate(
+    scenario: Scenario,
+    options: &RecordOptions,
+    out: Option<&Path>,
+    driver: &mut dyn Driver,
+) -> Result<RunSummary> {
     let mut sim = Sim::new(scenario);
     if let Some(duration) = options.duration_secs {
         sim.scenario.duration_secs = duration;
     }
     let seed_mix = sim.scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sim.scenario.family.len() as u64;
+    let mut writer = match out {
+        Some(path) => Some(start_drive(path, options)?),
+        None => None,
+    };
+    let mut summary = RunSummary {
+        family: sim.scenario.family.clone(),
+        seed: sim.scenario.seed,
+        duration_secs: 0.0,
+        progress_m: 0.0,
+        events: Vec::new(),
+        frames: 0,
+    };
+    let render = writer.is_some() || driver.wants_camera();
+    let mut step = 0u64;
+    let mut last_frame: Option<(f64, image::RgbImage)> = None;
+    while !sim.done() {
+        let now = sim.time_secs();
+        if let (Some(first), Some(after)) = (summary.events.first(), options.end_after_failure_secs)
+            && now >= first.time_secs + after - 1e-9
+        {
+            break;
+        }
+        let command = driver.command(&Observation {
+            time_secs: now,
+            camera: last_frame.as_ref().map(|(t, img)| (*t, img)),
+            speed_mps: sim.ego().speed_mps,
+            sim: &sim,
+        });
+        if let Some(writer) = writer.as_mut() {
+            write_state(writer, now, sim.ego())?;
+            let expert = sim.expert_command();
+            let header = Header::new(stamp(now), frames::BASE_LINK);
+            writer.write(
+                topics::COMMAND,
+                stamp(now),
+                &AckermannDriveStamped { header: header.clone(), drive: command },
+            )?;
+            writer.write(GT_EXPERT_COMMAND, stamp(now), &AckermannDriveStamped { header, drive: expert })?;
+        }
+        // Sensors fire on odd steps (0.05 s, 0.15 s, ...): the camera at that
+        // instant, mid-way through a sweep that started 0.05 s earlier.
+        let frame_actors = (render && step % 2 == 1).then(|| sim.actors().to_vec());
+        let result = sim.step(&command);
+        let mut events = driver.faults();
+        events.extend(result.events);
+        if let Some(writer) = writer.as_mut() {
+            for event in &events {
+                write_event(writer, event)?;
+            }
+        }
+        summary.events.extend(events);
+        if let Some(actors) = frame_actors {
+            let noise_seed = seed_mix ^ step;
+            let rgb = match writer.as_mut() {
+                Some(writer) => write_frame(writer, &sim, &actors, now, options, noise_seed)?,
+                None => {
+                    render_camera(&Scene::build(&sim.scenario, &actors), &sim, now, options, noise_seed).rgb
+                }
+            };
+            last_frame = Some((now, rgb));
+            summary.frames += 1;
+        }
+        step += 1;
+    }
+    summary.duration_secs = sim.time_secs();
+    summary.progress_m = sim.progress_m();
+    if let Some(mut writer) = writer {
+        write_state(&mut writer, sim.time_secs(), sim.ego())?;
+        writer.finish()?;
+    }
+    Ok(summary)
+}
+
+/// Opens a drive and writes the sensors' mounting.
+fn start_drive(out: &Path, options: &RecordOptions) -> Result<DriveWriter> {
     // zstd level 1: simulated sweeps are large and generated at many times
     // real time; the larger file is the better trade there.
     let mut writer =
@@ -191,60 +310,35 @@ pub fn record(
         ],
     };
     writer.write(topics::TF_STATIC, t0, &tf_static)?;
-    let mut summary = RunSummary {
-        family: sim.scenario.family.clone(),
-        seed: sim.scenario.seed,
-        duration_secs: 0.0,
-        progress_m: 0.0,
-        events: Vec::new(),
-        frames: 0,
+    Ok(writer)
+}
+
+fn write_event(writer: &mut DriveWriter, event: &SimEvent) -> Result<()> {
+    let msg = Event {
+        header: Header::new(stamp(event.time_secs), frames::BASE_LINK),
+        kind: EventKind::Failure as u8,
+        category: event.category.as_str().into(),
+        detail: event.detail.clone(),
+        value: event.value,
     };
-    let mut step = 0u64;
-    let mut last_frame: Option<(f64, image::RgbImage)> = None;
-    while !sim.done() {
-        let now = sim.time_secs();
-        write_state(&mut writer, now, sim.ego())?;
-        let command = driver(&Observation {
-            time_secs: now,
-            camera: last_frame.as_ref().map(|(t, img)| (*t, img)),
-            speed_mps: sim.ego().speed_mps,
-            sim: &sim,
-        });
-        let expert = sim.expert_command();
-        let header = Header::new(stamp(now), frames::BASE_LINK);
-        writer.write(
-            topics::COMMAND,
-            stamp(now),
-            &AckermannDriveStamped { header: header.clone(), drive: command },
-        )?;
-        writer.write(GT_EXPERT_COMMAND, stamp(now), &AckermannDriveStamped { header, drive: expert })?;
-        // Sensors fire on odd steps (0.05 s, 0.15 s, ...): the camera at that
-        // instant, mid-way through a sweep that started 0.05 s earlier.
-        let frame_actors = (step % 2 == 1).then(|| sim.actors().to_vec());
-        let result = sim.step(&command);
-        for event in &result.events {
-            let msg = Event {
-                header: Header::new(stamp(event.time_secs), frames::BASE_LINK),
-                kind: EventKind::Failure as u8,
-                category: event.category.as_str().into(),
-                detail: event.detail.clone(),
-                value: event.value,
-            };
-            writer.write(topics::EVENTS, stamp(event.time_secs), &msg)?;
-        }
-        summary.events.extend(result.events);
-        if let Some(actors) = frame_actors {
-            let rgb = write_frame(&mut writer, &sim, &actors, now, options, seed_mix ^ step)?;
-            last_frame = Some((now, rgb));
-            summary.frames += 1;
-        }
-        step += 1;
-    }
-    write_state(&mut writer, sim.time_secs(), sim.ego())?;
-    summary.duration_secs = sim.time_secs();
-    summary.progress_m = sim.progress_m();
-    writer.finish()?;
-    Ok(summary)
+    Ok(writer.write(topics::EVENTS, stamp(event.time_secs), &msg)?)
+}
+
+/// The camera frame at `camera_secs`.
+fn render_camera(
+    scene: &Scene<'_>,
+    sim: &Sim,
+    camera_secs: f64,
+    options: &RecordOptions,
+    noise_seed: u64,
+) -> camera::CameraFrame {
+    camera::render(
+        scene,
+        &sim.scenario.environment,
+        &options.camera,
+        &pose_at(sim.history(), camera_secs),
+        noise_seed,
+    )
 }
 
 /// Camera at `camera_secs`, lidar sweep centred on it, ground truth; returns the camera image.
@@ -259,13 +353,7 @@ fn write_frame(
     let scene = Scene::build(&sim.scenario, actors);
     let history = sim.history();
     let t = stamp(camera_secs);
-    let frame = camera::render(
-        &scene,
-        &sim.scenario.environment,
-        &options.camera,
-        &pose_at(history, camera_secs),
-        noise_seed,
-    );
+    let frame = render_camera(&scene, sim, camera_secs, options, noise_seed);
     let jpeg = encode_jpeg(&frame.rgb, options.jpeg_quality)?;
     writer.write(topics::CAMERA_INFO, t, &options.camera.camera_info(t))?;
     let image =
@@ -282,6 +370,9 @@ fn write_frame(
     };
     writer.write(GT_DEPTH, t, &depth)?;
     writer.write(GT_OBJECTS, t, &objects_message(sim, actors, t))?;
+    if !options.record_lidar {
+        return Ok(frame.rgb);
+    }
     let sweep_start = camera_secs - options.lidar.sweep_secs() / 2.0;
     let points = lidar::sweep(
         &scene,

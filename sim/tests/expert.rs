@@ -128,3 +128,48 @@ fn a_camera_driver_sees_frames_in_lockstep() {
     assert_eq!(seen[2], Some((0.05, (64, 32))));
     assert_eq!(summary.frames, 10);
 }
+
+#[test]
+fn unrecorded_runs_see_the_frames_a_recording_does_and_end_after_a_failure() {
+    use nines_sim::record::{RecordOptions, simulate};
+    use nines_sim::render::camera::CameraConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let options = RecordOptions {
+        camera: CameraConfig { width: 64, height: 32, ..CameraConfig::default() },
+        duration_secs: Some(12.0),
+        end_after_failure_secs: Some(1.0),
+        record_lidar: false,
+        ..RecordOptions::default()
+    };
+    let run = |out: Option<&std::path::Path>| {
+        let mut frames = Vec::new();
+        // Steers off the road after 2 s, looking at every frame.
+        let mut driver = |obs: &nines_sim::record::Observation<'_>| {
+            if let Some((t, img)) = obs.camera {
+                frames.push((t, img.as_raw().iter().map(|&b| u64::from(b)).sum::<u64>()));
+            }
+            let steer = if obs.time_secs > 2.0 { 0.4 } else { 0.0 };
+            nines_datasets::msg::AckermannDrive { steering_angle: steer, speed: 10.0, ..Default::default() }
+        };
+        let summary =
+            simulate(family("straight").unwrap().draw("straight", 3), &options, out, &mut driver).unwrap();
+        (summary, frames)
+    };
+    let (unrecorded, seen) = run(None);
+    let path = dir.path().join("kept.mcap");
+    let (recorded, seen_recording) = run(Some(&path));
+    assert_eq!(seen, seen_recording, "the same frames whether recorded or not");
+    let first = unrecorded.events.first().expect("the driver leaves its lane").time_secs;
+    assert!(
+        (unrecorded.duration_secs - (first + 1.0)).abs() < 0.051,
+        "{} vs {first}",
+        unrecorded.duration_secs
+    );
+    assert_eq!(recorded.duration_secs, unrecorded.duration_secs);
+    let reader = nines_datasets::drive::DriveReader::open(&path).unwrap();
+    let topics: Vec<String> = reader.topics().into_iter().map(|t| t.topic).collect();
+    assert!(
+        topics.iter().any(|t| t.contains("camera")) && !topics.iter().any(|t| t.contains("lidar")),
+        "{topics:?}"
+    );
+}

@@ -43,7 +43,13 @@ pub enum Command {
     /// Simulate drives: scenario families, the expert, camera and lidar.
     #[command(subcommand)]
     Sim(commands::sim::SimCommand),
-    /// Run the main job end to end on the real KITTI frame.
+    /// Evaluate a model (or the expert) on a suite into the ledger; `eval merge` joins shards.
+    Eval(commands::eval::EvalArgs),
+    /// Report the nines per release and family from the ledger (text, --json, --html).
+    Report(commands::eval::ReportArgs),
+    /// Fail (non-zero exit) when a candidate release is significantly worse than its baseline.
+    Gate(commands::eval::GateArgs),
+    /// The main job end to end: simulate, distil, train, export, eval, report.
     Demo(commands::demo::DemoArgs),
 }
 
@@ -59,6 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => commands::export::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Report(args) => commands::eval::run_report(&args),
+        Command::Gate(args) => commands::eval::run_gate(&args),
         Command::Demo(args) => commands::demo::run(&args),
     }
 }

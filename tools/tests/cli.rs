@@ -92,17 +92,6 @@ fn recover_repairs_a_cut_drive() {
 }
 
 #[test]
-fn demo_runs_on_the_real_frame() {
-    let dir = tempfile::tempdir().unwrap();
-    let out =
-        nines(&["demo", "--kitti", kitti_dir().to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("demo done"), "{}", text(&out));
-    assert!(dir.path().join("kitti-000008.mcap").exists());
-    assert!(std::fs::metadata(dir.path().join("kitti-000008.rrd")).unwrap().len() > 100_000);
-}
-
-#[test]
 fn replay_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere.mcap");

@@ -1,100 +1,188 @@
-//! `nines demo`: the main job, end to end. Today: import the real KITTI
-//! frame into a drive, inspect it and turn it into a rerun recording;
-//! later capabilities grow it.
+//! `nines demo`: the main job, end to end, on CPU: simulate drives, distil
+//! their lidar into labels, train the tiny camera-only network, export it to
+//! ONNX, evaluate it and the expert on the small suite, and report the
+//! nines with where to replay a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
+use super::distill::{DeviceArg, DistillArgs};
+use super::export::ExportArgs;
+use super::sim::{SensorArgs, SimCommand};
+use super::train::{TrainArgs, TrainDeviceArg};
+use crate::harness::closed_loop::Seat;
+use crate::harness::eval::{EvalOptions, eval, eval_config};
+use crate::harness::ledger::Ledger;
+use crate::harness::report;
+use crate::harness::suite::Suite;
+
+/// The small suite, built in so the demo runs from anywhere.
+const SMALL_SUITE: &str = include_str!("../../../suites/small.toml");
+
+/// The quick variant's suite: two families, short runs, a short drive open loop.
+const QUICK_SUITE: &str = r#"name = "quick"
+description = "The demo's quick variant (tests): two families, one seed of 8 s, 20 s open loop."
+[camera]
+width = 256
+height = 128
+[[closed_loop]]
+families = ["straight", "lead_brake"]
+seeds = "0"
+duration_s = 8.0
+[[open_loop]]
+simulate = { families = ["straight"], seeds = "0", duration_s = 20.0 }
+"#;
+
 /// Arguments of `nines demo`.
 #[derive(Debug, Args)]
+#[command(long_about = "The main job end to end, on CPU, in about 15 minutes on two cores \
+(release build): simulate 12 drives with the expert (camera, lidar, poses), distil their lidar \
+into labels, train the tiny network, export it to ONNX (parity-checked in ONNX Runtime), \
+evaluate the expert and the model on the small suite into a ledger, print the nines and write \
+an HTML report. Everything goes under --out; running it again adds a release to the same ledger.")]
 pub struct DemoArgs {
-    /// KITTI object frame to start from [default: $NINES_KITTI_DIR, else
-    /// ../shared/data/kitti-000008 next to the checkout].
-    #[arg(long)]
-    pub kitti: Option<PathBuf>,
-    /// Where to write the demo's drives.
+    /// Where everything goes.
     #[arg(long, default_value = "target/nines-demo")]
     pub out: PathBuf,
+    /// A much shorter variant (a minute or two): fewer and shorter drives, one epoch, a smaller suite.
+    #[arg(long)]
+    pub quick: bool,
+    /// Training epochs [default: 6, or 1 with --quick].
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Parallel jobs [default: the number of cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
-fn kitti_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let candidates: Vec<PathBuf> = given
-        .map(Path::to_path_buf)
-        .into_iter()
-        .chain(std::env::var_os("NINES_KITTI_DIR").map(PathBuf::from))
-        .chain([
-            PathBuf::from("../shared/data/kitti-000008"),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kitti-000008"),
-        ])
+/// Steps 1 to 4: drives, labels, training, export; returns the drives and the model.
+fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
+    let out = &args.out;
+    let (families, seeds, duration, epochs) = if args.quick {
+        ("straight,lead_brake", "0..1", 8.0, args.epochs.unwrap_or(1))
+    } else {
+        (
+            "straight,curves,lead_brake,cut_in,stopped_vehicle,pedestrian_crossing",
+            "0..2",
+            30.0,
+            args.epochs.unwrap_or(6),
+        )
+    };
+    let drives = out.join("drives");
+    println!(
+        "[1/7] simulating the expert on {families} (seeds {seeds}, {duration} s) -> {}",
+        drives.display()
+    );
+    super::sim::run(SimCommand::Batch {
+        families: families.into(),
+        seeds: seeds.into(),
+        sensors: SensorArgs { duration: Some(duration), width: 256, height: 128 },
+        out: drives.clone(),
+        jobs: Some(jobs),
+    })?;
+    let mut drive_files: Vec<PathBuf> = std::fs::read_dir(&drives)
+        .with_context(|| format!("listing {}", drives.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mcap"))
         .collect();
-    candidates
-        .iter()
-        .find(|p| p.join("calib.txt").exists())
-        .cloned()
-        .with_context(|| {
-            format!(
-                "no KITTI object frame found (looked in {}); pass --kitti DIR with image_02.png, velodyne.bin, calib.txt, label_2.txt",
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            )
-        })
+    drive_files.sort();
+    let labels = out.join("labels");
+    println!("[2/7] distilling their lidar into labels -> {}", labels.display());
+    super::distill::run(&DistillArgs {
+        drives: drive_files.clone(),
+        out: labels.clone(),
+        device: DeviceArg::Cpu,
+        jobs,
+        contract: None,
+        native: false,
+        accumulate: 4,
+        report: false,
+        force: false,
+    })?;
+    let run_dir = out.join("runs").join(stamp);
+    let train_config = out.join("tiny.toml");
+    std::fs::write(&train_config, format!("preset = \"tiny\"\nepochs = {epochs}\n"))
+        .with_context(|| format!("writing {}", train_config.display()))?;
+    println!("[3/7] training the tiny network for {epochs} epochs -> {}", run_dir.display());
+    super::train::run(&TrainArgs {
+        labels: labels.clone(),
+        config: Some(train_config),
+        out: run_dir.clone(),
+        device: TrainDeviceArg::Cpu,
+        resume: false,
+    })?;
+    let model = out.join(format!("model-{stamp}.onnx"));
+    println!("[4/7] exporting to ONNX -> {}", model.display());
+    super::export::run(&ExportArgs {
+        run: run_dir,
+        out: model.clone(),
+        labels: None,
+        samples: 8,
+        tolerance: nines_offboard::export::PARITY_TOLERANCE,
+    })?;
+    Ok((drive_files, model))
 }
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let kitti = kitti_dir(args.kitti.as_deref())?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let drive = args.out.join("kitti-000008.mcap");
-    println!("[1/4] importing the real KITTI frame {} -> {}", kitti.display(), drive.display());
-    let report = nines_datasets::import::import_kitti_object(&kitti, &drive, 1_000_000_000)
-        .with_context(|| format!("importing {}", kitti.display()))?;
-    println!("      {} lidar points, {} labelled objects", report.points, report.objects);
-    println!("[2/4] inspecting {}", drive.display());
-    let (summary, sync) = super::inspect::inspect(&drive)?;
-    print!("{}", super::inspect::render(&summary, sync.as_ref()));
-    let rrd = drive.with_extension("rrd");
-    println!("[3/4] replaying {} into the rerun recording {}", drive.display(), rrd.display());
-    let replayed = crate::replay::save_rrd(&drive, &rrd, &crate::replay::ReplayOptions::default())?;
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let (drive_files, model) = make_model(args, jobs, &stamp)?;
+    let suite_text = if args.quick { QUICK_SUITE } else { SMALL_SUITE };
+    let suite_path = out.join(if args.quick { "quick.toml" } else { "small.toml" });
+    std::fs::write(&suite_path, suite_text).with_context(|| format!("writing {}", suite_path.display()))?;
+    let suite = Suite::load(&suite_path)?;
+    let ledger = out.join("nines.db");
+    let options = |seat: Seat, release: &str| EvalOptions {
+        suite: suite.clone(),
+        seat,
+        release: release.into(),
+        ledger: ledger.clone(),
+        jobs,
+        shard: None,
+        cache: out.join("suite-drives"),
+        progress: true,
+    };
+    println!("[5/7] evaluating the expert on the {} suite -> {}", suite.name, ledger.display());
+    eval(&options(Seat::Expert, "expert"))?;
+    let release = format!("tiny-{stamp}");
+    println!("[6/7] evaluating the model on the {} suite as release {release}", suite.name);
+    let config = eval_config(crate::replay::model::load_config(None)?);
+    let evaluated = eval(&options(Seat::Model { path: model.clone(), config: Box::new(config) }, &release))?;
+    let (closed, wall) = evaluated.closed;
+    println!("      {closed} closed-loop runs and the open-loop drives in {wall:.0} s");
+    let html = out.join("report.html");
+    println!("[7/7] the nines -> {}", html.display());
+    let reports = report::build(&Ledger::open_existing(&ledger)?)?;
+    print!("{}", report::text(&reports));
+    std::fs::write(&html, report::html(&reports)?).with_context(|| format!("writing {}", html.display()))?;
+    println!("demo done:");
+    let failure = reports
+        .iter()
+        .rev()
+        .flat_map(|r| &r.failed_runs)
+        .find_map(|f| f.replay.clone().map(|c| (f.run.clone(), c)));
+    match failure {
+        Some((run, command)) => println!("  replay a failure ({run}):  {command}"),
+        None => println!(
+            "  replay a drive with the model:  nines replay {} --model {}",
+            drive_files.first().map_or_else(|| out.display().to_string(), |d| d.display().to_string()),
+            model.display()
+        ),
+    }
+    println!("  the report:       {}", html.display());
+    println!("  the ledger:       nines report --ledger {}", ledger.display());
     println!(
-        "      {} entities; {} lidar points drawn on the camera image",
-        replayed.entities.len(),
-        replayed.overlaid_points
+        "  gate the next model against this one:  nines gate --ledger {} --baseline {release} --candidate NEXT",
+        ledger.display()
     );
-    let labels = args.out.join("labels");
     println!(
-        "[4/4] distilling its lidar into labels (in the model's virtual camera) -> {}",
-        labels.display()
+        "  drive with it:    nines-onboard --config configs/vehicle-sim.toml --source DRIVE.mcap --model {}",
+        model.display()
     );
-    let distilled = nines_offboard::distill::distill_drive(
-        &drive,
-        &nines_kernels::Kernels::cpu(),
-        &nines_offboard::distill::DistillOptions::default(),
-        &|| {},
-    )?;
-    let stats = nines_offboard::labels::LabelStats::of(&distilled);
-    std::fs::create_dir_all(&labels).with_context(|| format!("creating {}", labels.display()))?;
-    nines_offboard::labels::write_shard(
-        &labels.join("kitti-000008.safetensors"),
-        &distilled,
-        &nines_datasets::contract::ModelContract::default().digest(),
-        &nines_offboard::labels::file_digest(&drive)?,
-    )?;
-    println!(
-        "      depth on {:.1}% of the {}x{} label, lead {} ({:.1} m ahead)",
-        100.0 * stats.depth_coverage,
-        distilled.depth_shape[1],
-        distilled.depth_shape[0],
-        if stats.lead_present > 0 { "found" } else { "none" },
-        distilled.lead.get(1).copied().unwrap_or(0.0)
-    );
-    println!("\ndemo done:");
-    println!(
-        "  look at the frame:  nines replay {}   (or: .venv/bin/rerun {})",
-        drive.display(),
-        rrd.display()
-    );
-    println!("  inspect the drive:  nines inspect {}", drive.display());
-    println!("  distil it yourself: nines distill {} --out labels --native --report", drive.display());
     Ok(())
 }

@@ -5,6 +5,7 @@ mod bench_project;
 mod bench_runtime;
 pub mod demo;
 pub mod distill;
+pub mod eval;
 pub mod export;
 pub mod import;
 pub mod inspect;

@@ -1,4 +1,11 @@
-//! The nines harness (DESIGN.md section 6). So far its statistics; suites,
-//! `nines eval`, the ledger, `report` and `gate` build on them.
+//! The nines harness (DESIGN.md section 6): suites, closed- and open-loop
+//! runs, the SQLite ledger, the statistics, and the report and gate built
+//! on them.
 
+pub mod closed_loop;
+pub mod eval;
+pub mod ledger;
+pub mod open_loop;
+pub mod report;
 pub mod stats;
+pub mod suite;

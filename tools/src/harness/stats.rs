@@ -152,7 +152,9 @@ pub fn clopper_pearson_upper(k: u64, n: u64, alpha: f64) -> f64 {
 /// Demonstrated nines: -log10 of the upper bound.
 #[must_use]
 pub fn nines(upper_bound: f64) -> f64 {
-    -upper_bound.max(f64::MIN_POSITIVE).log10()
+    let n = -upper_bound.max(f64::MIN_POSITIVE).log10();
+    // Never -0.00 for a bound of 1.
+    if n > 0.0 { n } else { 0.0 }
 }
 
 /// One-sided (1 - alpha) Poisson upper bound on a rate after `k` events in

@@ -1,0 +1,422 @@
+//! `nines eval`: every run of a suite (or of one shard of it) for one
+//! release, in parallel over cores, each committed to the ledger as it
+//! finishes. Failed closed-loop runs are simulated once more with
+//! everything recorded, so their drive can be replayed.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use nines_onboard::config::{Config, RecordMode};
+use nines_onboard::inference::Inference;
+use nines_sim::record::{RecordOptions, record_expert};
+use nines_sim::render::camera::CameraConfig;
+use rayon::prelude::*;
+
+use super::closed_loop::{Seat, run_closed};
+use super::ledger::{Ledger, Outcome, Policy, Release, RunEvent, RunRecord};
+use super::open_loop::{check_drive, windows};
+use super::suite::{ClosedRun, PendingDrive, Suite};
+
+/// One slice of a suite for one job of many: runs whose index modulo
+/// `count` is `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("--shard {text:?}: write I/N with 0 <= I < N, e.g. 3/16");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// What to evaluate, and where the results go.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The suite.
+    pub suite: Suite,
+    /// Who drives.
+    pub seat: Seat,
+    /// Release name in the ledger.
+    pub release: String,
+    /// The ledger file.
+    pub ledger: PathBuf,
+    /// Runs at once.
+    pub jobs: usize,
+    /// This job's slice of the suite.
+    pub shard: Option<Shard>,
+    /// Where generated open-loop drives are kept.
+    pub cache: PathBuf,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// How an eval went.
+#[derive(Debug, Clone)]
+pub struct EvalSummary {
+    /// The release row.
+    pub release: Release,
+    /// Runs recorded now (skipped ones included).
+    pub recorded: usize,
+    /// Runs found already recorded (an eval resuming).
+    pub already: usize,
+    /// Of those recorded now: failures.
+    pub failures: usize,
+    /// Closed-loop runs recorded now, and the wall time they took, s.
+    pub closed: (usize, f64),
+    /// Where failed runs' drives are kept.
+    pub drives_dir: PathBuf,
+}
+
+enum Job {
+    Closed(ClosedRun),
+    Open(PathBuf),
+}
+
+/// The directory next to the ledger where failed runs' drives are kept.
+#[must_use]
+pub fn drives_dir(ledger: &Path, release: &str) -> PathBuf {
+    let stem = ledger.file_stem().map_or_else(|| "nines".into(), |s| s.to_string_lossy().into_owned());
+    ledger.with_file_name(format!("{stem}-drives")).join(sanitise(release))
+}
+
+fn sanitise(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+/// The release row for this eval (model digest and contract read from the ONNX file).
+fn release_row(options: &EvalOptions) -> anyhow::Result<Release> {
+    let (policy, model_path, model_digest, contract) = match &options.seat {
+        Seat::Expert => (Policy::Expert, None, None, None),
+        Seat::Model { path, config } => {
+            let inference = Inference::load(path, &config.model, &config.base_dir)?;
+            (
+                Policy::Model,
+                Some(path.display().to_string()),
+                Some(inference.digest().to_string()),
+                Some(serde_json::to_string(&inference.card().contract)?),
+            )
+        }
+    };
+    Ok(Release {
+        id: 0,
+        name: options.release.clone(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        suite: options.suite.name.clone(),
+        suite_digest: options.suite.digest.clone(),
+        policy: policy.as_str().into(),
+        model_path,
+        model_digest,
+        contract,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// The vehicle config an eval runs the pipeline with: nothing recorded,
+/// one ONNX Runtime thread per run (runs are the parallelism).
+#[must_use]
+pub fn eval_config(mut config: Config) -> Config {
+    config.recording.mode = RecordMode::Off;
+    config.model.threads = 1;
+    config
+}
+
+/// This job's runs of the suite not yet in the ledger, and how many of
+/// its runs were already there.
+fn pending_jobs(
+    options: &EvalOptions,
+    done: &std::collections::BTreeSet<String>,
+    drives: Vec<PathBuf>,
+) -> (Vec<Job>, usize) {
+    let mut jobs: Vec<Job> = drives.into_iter().map(Job::Open).collect();
+    jobs.extend(options.suite.closed_runs().into_iter().map(Job::Closed));
+    let mine: Vec<Job> = jobs
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| options.shard.is_none_or(|s| i % s.count == s.index))
+        .map(|(_, job)| job)
+        .collect();
+    let total = mine.len();
+    let pending: Vec<Job> = mine
+        .into_iter()
+        .filter(|job| match job {
+            Job::Closed(run) => !done.contains(&run.key()),
+            Job::Open(drive) => !done.iter().any(|k| k.starts_with(&format!("{}/", open_prefix(drive)))),
+        })
+        .collect();
+    let already = total - pending.len();
+    (pending, already)
+}
+
+/// Runs the eval.
+pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
+    let suite = &options.suite;
+    let mut ledger = Ledger::open(&options.ledger)?;
+    let release = ledger.add_release(&release_row(options)?)?;
+    if let Seat::Model { path, .. } = &options.seat {
+        // Refuse a model that does not fit the suite's camera before any run.
+        let probe =
+            ClosedRun { family: "straight".into(), seed: 0, duration_s: Some(0.05), must_pass: false };
+        run_closed(suite, &probe, &options.seat, None).with_context(|| {
+            format!("{} on the suite's {}x{} camera", path.display(), suite.camera.width, suite.camera.height)
+        })?;
+    }
+    let (drives, missing) = suite.open_drives(&options.cache);
+    let (jobs, already) = pending_jobs(options, &ledger.run_keys(release.id)?, drives);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .thread_name(|i| format!("nines-eval-{i}"))
+        .build()?;
+    let model = matches!(options.seat, Seat::Model { .. });
+    let to_generate: Vec<PendingDrive> = missing
+        .into_iter()
+        .filter(|p| model && jobs.iter().any(|j| matches!(j, Job::Open(d) if *d == p.path)))
+        .collect();
+    if !to_generate.is_empty() {
+        generate_drives(&pool, suite, &to_generate, options.progress)?;
+    }
+    let mut summary = EvalSummary {
+        release: release.clone(),
+        recorded: 0,
+        already,
+        failures: 0,
+        closed: (0, 0.0),
+        drives_dir: drives_dir(&options.ledger, &options.release),
+    };
+    let started = Instant::now();
+    let errors = run_jobs(&pool, &jobs, options, &mut ledger, &mut summary)?;
+    summary.closed.1 = started.elapsed().as_secs_f64();
+    if !errors.is_empty() {
+        bail!(
+            "{} of {} runs could not run (the other runs are recorded in {}; run the same command again to retry): {}",
+            errors.len(),
+            jobs.len(),
+            options.ledger.display(),
+            errors.join("; ")
+        );
+    }
+    Ok(summary)
+}
+
+/// Runs `jobs` on `pool`, recording each result in the ledger as it
+/// arrives; returns the jobs that could not run.
+fn run_jobs(
+    pool: &rayon::ThreadPool,
+    jobs: &[Job],
+    options: &EvalOptions,
+    ledger: &mut Ledger,
+    summary: &mut EvalSummary,
+) -> anyhow::Result<Vec<String>> {
+    let bar = if options.progress {
+        crate::commands::progress_bar(jobs.len() as u64, "runs")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (tx, rx) = mpsc::channel::<(String, anyhow::Result<Vec<RunRecord>>)>();
+    let mut errors = Vec::new();
+    let drives_dir = summary.drives_dir.clone();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        scope.spawn(move || {
+            pool.install(|| {
+                jobs.par_iter().for_each_with(tx, |tx, job| {
+                    // The receiver only goes away when recording failed; that error is reported.
+                    let _ = tx.send(run_job(job, options, &drives_dir));
+                });
+            });
+        });
+        for (name, result) in rx {
+            bar.inc(1);
+            match result {
+                Ok(runs) => {
+                    for run in runs {
+                        summary.closed.0 += usize::from(run.kind == "closed");
+                        summary.failures += usize::from(run.outcome == Outcome::Fail);
+                        summary.recorded += 1;
+                        ledger.record_run(summary.release.id, &run)?;
+                    }
+                    bar.set_message(format!("{} failures", summary.failures));
+                }
+                Err(err) => {
+                    bar.println(format!("error: {name}: {err:#}"));
+                    errors.push(format!("{name}: {err:#}"));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(errors)
+}
+
+fn open_prefix(drive: &Path) -> String {
+    format!("open/{}", drive.file_stem().map_or_else(|| "drive".into(), |s| s.to_string_lossy().into_owned()))
+}
+
+fn run_job(job: &Job, options: &EvalOptions, drives_dir: &Path) -> (String, anyhow::Result<Vec<RunRecord>>) {
+    match job {
+        Job::Closed(run) => (run.key(), closed_record(run, options, drives_dir).map(|r| vec![r])),
+        Job::Open(drive) => (drive.display().to_string(), open_records(drive, options)),
+    }
+}
+
+fn open_records(drive: &Path, options: &EvalOptions) -> anyhow::Result<Vec<RunRecord>> {
+    let Seat::Model { path, config } = &options.seat else {
+        let prefix = open_prefix(drive);
+        return Ok(vec![RunRecord {
+            key: format!("{prefix}/skipped"),
+            kind: "open".into(),
+            family: prefix.replacen("open/", "open:", 1),
+            seed: None,
+            drive: Some(drive.display().to_string()),
+            must_pass: false,
+            outcome: Outcome::Skipped,
+            category: None,
+            km: 0.0,
+            hours: 0.0,
+            kept_drive: None,
+            replay: None,
+            events: Vec::new(),
+            metrics: Vec::new(),
+        }]);
+    };
+    if !drive.exists() {
+        bail!("{}: no such drive (named in the suite {})", drive.display(), options.suite.path.display());
+    }
+    let contract: nines_datasets::contract::ModelContract = {
+        let inference = Inference::load(path, &config.model, &config.base_dir)?;
+        inference.card().contract.clone()
+    };
+    let checks = check_drive(drive, path, config, &contract, &options.suite.thresholds)?;
+    Ok(windows(drive, &checks, &options.suite.thresholds, path))
+}
+
+fn closed_record(run: &ClosedRun, options: &EvalOptions, drives_dir: &Path) -> anyhow::Result<RunRecord> {
+    let suite = &options.suite;
+    let result = run_closed(suite, run, &options.seat, None)?;
+    let mut metrics = result.metrics.clone();
+    let (mut kept_drive, mut replay) = (None, None);
+    if !result.passed() {
+        std::fs::create_dir_all(drives_dir).with_context(|| format!("creating {}", drives_dir.display()))?;
+        let path = drives_dir.join(format!("{}-{}.mcap", run.family, run.seed));
+        let again = run_closed(suite, run, &options.seat, Some(&path))?;
+        let first = |r: &super::closed_loop::ClosedResult| r.summary.events.first().map(|e| e.category);
+        if first(&again) != first(&result) {
+            tracing::warn!(
+                "{}: the recorded re-run ended differently ({:?} against {:?})",
+                run.key(),
+                first(&again),
+                first(&result)
+            );
+            metrics.push(("kept_drive_diverged".into(), 1.0));
+        }
+        replay = Some(match &options.seat {
+            Seat::Model { path: model, .. } => {
+                format!("nines replay {} --model {}", path.display(), model.display())
+            }
+            Seat::Expert => format!("nines replay {}", path.display()),
+        });
+        kept_drive = Some(path.display().to_string());
+    }
+    let summary = &result.summary;
+    Ok(RunRecord {
+        key: run.key(),
+        kind: "closed".into(),
+        family: run.family.clone(),
+        seed: Some(run.seed),
+        drive: None,
+        must_pass: run.must_pass,
+        outcome: if result.passed() { Outcome::Pass } else { Outcome::Fail },
+        category: summary.events.first().map(|e| e.category.as_str().to_string()),
+        km: summary.progress_m.max(0.0) / 1000.0,
+        hours: summary.duration_secs / 3600.0,
+        kept_drive,
+        replay,
+        events: summary
+            .events
+            .iter()
+            .map(|e| RunEvent {
+                time_s: e.time_secs,
+                category: e.category.as_str().into(),
+                detail: e.detail.clone(),
+                value: e.value,
+            })
+            .collect(),
+        metrics,
+    })
+}
+
+/// Records the suite's simulated open-loop drives that are not cached yet.
+fn generate_drives(
+    pool: &rayon::ThreadPool,
+    suite: &Suite,
+    missing: &[PendingDrive],
+    progress: bool,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "generating {} open-loop drives for the suite {} (once; they are cached)",
+        missing.len(),
+        suite.name
+    );
+    let bar = if progress {
+        crate::commands::progress_bar(missing.len() as u64, "drives")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    pool.install(|| {
+        missing.par_iter().try_for_each(
+            |PendingDrive { family, seed, duration_s, path }| -> anyhow::Result<()> {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let options = RecordOptions {
+                    camera: CameraConfig {
+                        width: suite.camera.width,
+                        height: suite.camera.height,
+                        ..CameraConfig::default()
+                    },
+                    duration_secs: Some(*duration_s),
+                    ..RecordOptions::default()
+                };
+                // Written aside and renamed, so an interrupted recording is never taken for a drive.
+                let partial = path.with_extension("mcap.partial");
+                record_expert(nines_sim::family(family)?.draw(family, *seed), &partial, &options)
+                    .with_context(|| format!("recording {}", partial.display()))?;
+                std::fs::rename(&partial, path).with_context(|| format!("renaming {}", partial.display()))?;
+                bar.inc(1);
+                Ok(())
+            },
+        )
+    })?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse() {
+        assert_eq!("3/16".parse::<Shard>().unwrap(), Shard { index: 3, count: 16 });
+        assert!("16/16".parse::<Shard>().is_err());
+        assert!("1".parse::<Shard>().unwrap_err().contains("I/N"));
+    }
+
+    #[test]
+    fn failed_drives_live_next_to_the_ledger() {
+        assert_eq!(drives_dir(Path::new("out/nines.db"), "v1 rc/2"), Path::new("out/nines-drives/v1_rc_2"));
+    }
+}

@@ -1,0 +1,532 @@
+//! The ledger: one SQLite file with releases, runs, events and metrics, so
+//! releases can be compared long after they were evaluated. A run is
+//! committed the moment it finishes: an interrupted eval loses nothing and
+//! resumes where it stopped.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Bumped when the schema changes; older files are refused with the fix.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS releases (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    suite_digest TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    model_path TEXT,
+    model_digest TEXT,
+    contract TEXT,
+    tool_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    release_id INTEGER NOT NULL REFERENCES releases(id),
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    family TEXT NOT NULL,
+    seed INTEGER,
+    drive TEXT,
+    must_pass INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    category TEXT,
+    km REAL NOT NULL,
+    hours REAL NOT NULL,
+    kept_drive TEXT,
+    replay TEXT,
+    UNIQUE (release_id, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    time_s REAL NOT NULL,
+    category TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    value REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+";
+
+/// Who drove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// An exported model through the onboard pipeline.
+    Model,
+    /// The simulator's privileged reference driver.
+    Expert,
+}
+
+impl Policy {
+    /// Name in the ledger.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Expert => "expert",
+        }
+    }
+}
+
+/// A release: one evaluated model (or the expert) on one suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// Row id.
+    pub id: i64,
+    /// Name given with `--release`.
+    pub name: String,
+    /// When it was first evaluated (UTC, RFC 3339).
+    pub created_at: String,
+    /// Suite name.
+    pub suite: String,
+    /// SHA-256 of the suite file.
+    pub suite_digest: String,
+    /// `model` or `expert`.
+    pub policy: String,
+    /// The model file evaluated.
+    pub model_path: Option<String>,
+    /// Its digest (SHA-256 of the ONNX file).
+    pub model_digest: Option<String>,
+    /// Its contract, JSON.
+    pub contract: Option<String>,
+    /// The nines version that evaluated it.
+    pub tool_version: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No failure.
+    Pass,
+    /// At least one failure.
+    Fail,
+    /// Not run by this policy (the expert on open-loop entries).
+    Skipped,
+}
+
+impl Outcome {
+    /// Name in the ledger.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(match text {
+            "pass" => Self::Pass,
+            "fail" => Self::Fail,
+            "skipped" => Self::Skipped,
+            other => bail!("unknown run outcome {other:?} in the ledger"),
+        })
+    }
+}
+
+/// One failure event of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEvent {
+    /// Time into the run, s.
+    pub time_s: f64,
+    /// Failure category (DESIGN.md section 6).
+    pub category: String,
+    /// What happened.
+    pub detail: String,
+    /// Magnitude (TTC s, deceleration, distance m), 0 if none.
+    pub value: f64,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Key, unique in a release: `closed/<family>/<seed>` or `open/<drive>/<window>`.
+    pub key: String,
+    /// `closed` or `open`.
+    pub kind: String,
+    /// Family (closed loop) or `open:<drive stem>`.
+    pub family: String,
+    /// Seed (closed loop).
+    pub seed: Option<u64>,
+    /// The logged drive (open loop).
+    pub drive: Option<String>,
+    /// A failure fails the gate.
+    pub must_pass: bool,
+    /// Pass, fail or skipped.
+    pub outcome: Outcome,
+    /// Category of the first failure.
+    pub category: Option<String>,
+    /// Distance driven, km.
+    pub km: f64,
+    /// Time driven, h.
+    pub hours: f64,
+    /// The failed run's drive on disk.
+    pub kept_drive: Option<String>,
+    /// The command that replays it.
+    pub replay: Option<String>,
+    /// Failures, in time order.
+    pub events: Vec<RunEvent>,
+    /// Metrics by name.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (or creates) a ledger.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn =
+            Connection::open(path).with_context(|| format!("opening the ledger {}", path.display()))?;
+        let ledger = Self { conn, path: path.to_path_buf() };
+        ledger.init().with_context(|| format!("ledger {}", path.display()))?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger (reports and gates never create one).
+    pub fn open_existing(path: &Path) -> anyhow::Result<Self> {
+        if !path.exists() {
+            bail!(
+                "{}: no such ledger; run `nines eval ... --ledger {}` first",
+                path.display(),
+                path.display()
+            );
+        }
+        Self::open(path)
+    }
+
+    fn init(&self) -> anyhow::Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            bail!(
+                "not a nines ledger of schema version {SCHEMA_VERSION} (it has user_version {version}); \
+                 give a new --ledger path"
+            );
+        }
+        self.conn.execute_batch(SCHEMA).context("not a SQLite ledger (or it is damaged)")?;
+        self.conn
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA foreign_keys = ON;"))?;
+        Ok(())
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The release called `name`.
+    pub fn release(&self, name: &str) -> anyhow::Result<Option<Release>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE name = ?1"),
+                [name],
+                release_row,
+            )
+            .optional()?)
+    }
+
+    /// Every release, oldest first.
+    pub fn releases(&self) -> anyhow::Result<Vec<Release>> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM releases ORDER BY created_at, id"))?;
+        let rows = stmt.query_map([], release_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Adds `release`, or returns the existing one of that name if it is
+    /// the same model on the same suite (an eval resuming). Anything else
+    /// under an existing name is refused: nothing recorded is overwritten.
+    pub fn add_release(&self, release: &Release) -> anyhow::Result<Release> {
+        if let Some(existing) = self.release(&release.name)? {
+            if existing.suite_digest != release.suite_digest
+                || existing.model_digest != release.model_digest
+                || existing.policy != release.policy
+            {
+                bail!(
+                    "release {:?} is already in {} with a different model or suite ({} on {}); \
+                     evaluate under a new --release name",
+                    release.name,
+                    self.path.display(),
+                    existing.model_path.as_deref().unwrap_or(&existing.policy),
+                    existing.suite
+                );
+            }
+            return Ok(existing);
+        }
+        self.conn.execute(
+            "INSERT INTO releases (name, created_at, suite, suite_digest, policy, model_path, model_digest, contract, tool_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                release.name,
+                release.created_at,
+                release.suite,
+                release.suite_digest,
+                release.policy,
+                release.model_path,
+                release.model_digest,
+                release.contract,
+                release.tool_version
+            ],
+        )?;
+        self.release(&release.name)?.context("the release just added is missing")
+    }
+
+    /// Keys of the runs already recorded for a release.
+    pub fn run_keys(&self, release_id: i64) -> anyhow::Result<BTreeSet<String>> {
+        let mut stmt = self.conn.prepare("SELECT key FROM runs WHERE release_id = ?1")?;
+        let keys = stmt.query_map([release_id], |r| r.get(0))?.collect::<Result<BTreeSet<String>, _>>()?;
+        Ok(keys)
+    }
+
+    /// Records one run with its events and metrics, in one transaction.
+    pub fn record_run(&mut self, release_id: i64, run: &RunRecord) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs (release_id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                release_id,
+                run.key,
+                run.kind,
+                run.family,
+                run.seed.map(|s| s as i64),
+                run.drive,
+                run.must_pass,
+                run.outcome.as_str(),
+                run.category,
+                run.km,
+                run.hours,
+                run.kept_drive,
+                run.replay
+            ],
+        )
+        .with_context(|| format!("recording run {} (already recorded?)", run.key))?;
+        let run_id = tx.last_insert_rowid();
+        for e in &run.events {
+            tx.execute(
+                "INSERT INTO events (run_id, time_s, category, detail, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, e.time_s, e.category, e.detail, e.value],
+            )?;
+        }
+        for (name, value) in &run.metrics {
+            tx.execute(
+                "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)",
+                params![run_id, name, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every run of a release, with events and metrics, in key order.
+    pub fn runs(&self, release_id: i64) -> anyhow::Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay
+             FROM runs WHERE release_id = ?1 ORDER BY key",
+        )?;
+        let rows = stmt
+            .query_map([release_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    RunRecord {
+                        key: r.get(1)?,
+                        kind: r.get(2)?,
+                        family: r.get(3)?,
+                        seed: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                        drive: r.get(5)?,
+                        must_pass: r.get(6)?,
+                        outcome: Outcome::Skipped,
+                        category: r.get(8)?,
+                        km: r.get(9)?,
+                        hours: r.get(10)?,
+                        kept_drive: r.get(11)?,
+                        replay: r.get(12)?,
+                        events: Vec::new(),
+                        metrics: Vec::new(),
+                    },
+                    r.get::<_, String>(7)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut events = self.conn.prepare(
+            "SELECT time_s, category, detail, value FROM events WHERE run_id = ?1 ORDER BY time_s, rowid",
+        )?;
+        let mut metrics =
+            self.conn.prepare("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for (id, mut run, outcome) in rows {
+            run.outcome = Outcome::parse(&outcome)?;
+            run.events = events
+                .query_map([id], |r| {
+                    Ok(RunEvent {
+                        time_s: r.get(0)?,
+                        category: r.get(1)?,
+                        detail: r.get(2)?,
+                        value: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            run.metrics =
+                metrics.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// Copies every release and run of `other` into this ledger (the shards
+    /// of one eval, run as separate jobs). A release already here must be
+    /// the same model on the same suite; runs already here are kept and
+    /// counted, never overwritten. Returns (runs added, runs already here).
+    pub fn merge(&mut self, other: &Ledger) -> anyhow::Result<(usize, usize)> {
+        let (mut added, mut present) = (0, 0);
+        for release in other.releases()? {
+            let here = self
+                .add_release(&release)
+                .with_context(|| format!("merging {} into {}", other.path.display(), self.path.display()))?;
+            let keys = self.run_keys(here.id)?;
+            for run in other.runs(release.id)? {
+                if keys.contains(&run.key) {
+                    present += 1;
+                } else {
+                    self.record_run(here.id, &run)?;
+                    added += 1;
+                }
+            }
+        }
+        Ok((added, present))
+    }
+}
+
+const RELEASE_COLUMNS: &str =
+    "id, name, created_at, suite, suite_digest, policy, model_path, model_digest, contract, tool_version";
+
+fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Release> {
+    Ok(Release {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+        suite: r.get(3)?,
+        suite_digest: r.get(4)?,
+        policy: r.get(5)?,
+        model_path: r.get(6)?,
+        model_digest: r.get(7)?,
+        contract: r.get(8)?,
+        tool_version: r.get(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(name: &str, digest: &str) -> Release {
+        Release {
+            id: 0,
+            name: name.into(),
+            created_at: "2026-11-23T00:00:00Z".into(),
+            suite: "small".into(),
+            suite_digest: "s".into(),
+            policy: "model".into(),
+            model_path: Some("m.onnx".into()),
+            model_digest: Some(digest.into()),
+            contract: None,
+            tool_version: "0.1.0".into(),
+        }
+    }
+
+    fn run(key: &str, outcome: Outcome) -> RunRecord {
+        RunRecord {
+            key: key.into(),
+            kind: "closed".into(),
+            family: "straight".into(),
+            seed: Some(3),
+            drive: None,
+            must_pass: false,
+            outcome,
+            category: (outcome == Outcome::Fail).then(|| "off_road".into()),
+            km: 0.3,
+            hours: 30.0 / 3600.0,
+            kept_drive: None,
+            replay: None,
+            events: vec![RunEvent {
+                time_s: 4.5,
+                category: "off_road".into(),
+                detail: "left".into(),
+                value: 2.0,
+            }],
+            metrics: vec![("progress_m".into(), 300.0)],
+        }
+    }
+
+    #[test]
+    fn runs_round_trip_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/nines.db");
+        let mut ledger = Ledger::open(&path).unwrap();
+        let r = ledger.add_release(&release("v1", "aaa")).unwrap();
+        ledger.record_run(r.id, &run("closed/straight/3", Outcome::Fail)).unwrap();
+        assert!(ledger.record_run(r.id, &run("closed/straight/3", Outcome::Pass)).is_err());
+        let runs = ledger.runs(r.id).unwrap();
+        assert_eq!(runs, vec![run("closed/straight/3", Outcome::Fail)]);
+        // Resuming the same release is fine; another model under its name is not.
+        assert_eq!(ledger.add_release(&release("v1", "aaa")).unwrap().id, r.id);
+        let err = ledger.add_release(&release("v1", "bbb")).unwrap_err().to_string();
+        assert!(err.contains("new --release name"), "{err}");
+        drop(ledger);
+        let reopened = Ledger::open_existing(&path).unwrap();
+        assert_eq!(reopened.releases().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn shards_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Ledger::open(&dir.path().join("a.db")).unwrap();
+        let mut b = Ledger::open(&dir.path().join("b.db")).unwrap();
+        let ra = a.add_release(&release("v1", "aaa")).unwrap();
+        let rb = b.add_release(&release("v1", "aaa")).unwrap();
+        a.record_run(ra.id, &run("closed/straight/0", Outcome::Pass)).unwrap();
+        b.record_run(rb.id, &run("closed/straight/1", Outcome::Fail)).unwrap();
+        b.record_run(rb.id, &run("closed/straight/0", Outcome::Pass)).unwrap();
+        let mut all = Ledger::open(&dir.path().join("all.db")).unwrap();
+        assert_eq!(all.merge(&a).unwrap(), (1, 0));
+        assert_eq!(all.merge(&b).unwrap(), (1, 1));
+        let v1 = all.release("v1").unwrap().unwrap();
+        assert_eq!(all.runs(v1.id).unwrap().len(), 2);
+        let other = Ledger::open(&dir.path().join("other.db")).unwrap();
+        other.add_release(&release("v1", "ccc")).unwrap();
+        assert!(all.merge(&other).is_err(), "a different model under the same name is refused");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        let notes = "hello, this is not SQLite at all, just some text padding it out";
+        std::fs::write(&path, notes).unwrap();
+        let err = format!("{:#}", Ledger::open(&path).err().unwrap());
+        assert!(err.contains("notes.db"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), notes, "left as it was");
+        assert!(Ledger::open_existing(&dir.path().join("none.db")).is_err());
+    }
+}

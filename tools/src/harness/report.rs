@@ -1,0 +1,538 @@
+//! `nines report` and `nines gate`: the ledger's runs turned into nines
+//! (DESIGN.md section 6). Per release and per family: runs, failures by
+//! category, the failure rate, its one-sided 95% Clopper-Pearson upper
+//! bound, demonstrated nines = -log10(bound), and Poisson upper bounds per
+//! km and per hour; every failure with the command that replays it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::ledger::{Ledger, Outcome, Release, RunRecord};
+use super::stats::{clopper_pearson_upper, conditional_binomial_p, nines, poisson_rate_upper};
+
+/// One-sided confidence of every bound: 95%.
+pub const ALPHA: f64 = 0.05;
+
+/// The figures of a set of runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    /// Runs (skipped ones not counted).
+    pub runs: u64,
+    /// Failed runs.
+    pub failures: u64,
+    /// failures / runs.
+    pub failure_rate: f64,
+    /// One-sided 95% Clopper-Pearson upper bound on the failure probability.
+    pub upper_bound: f64,
+    /// -log10(upper_bound).
+    pub nines: f64,
+    /// Distance driven, km.
+    pub km: f64,
+    /// Time driven, h.
+    pub hours: f64,
+    /// One-sided 95% Poisson upper bound on failures per km.
+    pub per_km_upper: f64,
+    /// One-sided 95% Poisson upper bound on failures per hour.
+    pub per_hour_upper: f64,
+    /// Failed runs by the category of their first failure.
+    pub by_category: BTreeMap<String, u64>,
+}
+
+impl Figures {
+    /// Figures of `runs` (skipped runs are left out).
+    #[must_use]
+    pub fn of<'a>(runs: impl IntoIterator<Item = &'a RunRecord>) -> Self {
+        let (mut n, mut k, mut km, mut hours) = (0u64, 0u64, 0.0, 0.0);
+        let mut by_category = BTreeMap::new();
+        for run in runs.into_iter().filter(|r| r.outcome != Outcome::Skipped) {
+            n += 1;
+            km += run.km;
+            hours += run.hours;
+            if run.outcome == Outcome::Fail {
+                k += 1;
+                *by_category.entry(run.category.clone().unwrap_or_else(|| "unknown".into())).or_insert(0) +=
+                    1;
+            }
+        }
+        let upper_bound = clopper_pearson_upper(k, n, ALPHA);
+        Self {
+            runs: n,
+            failures: k,
+            failure_rate: if n > 0 { k as f64 / n as f64 } else { 0.0 },
+            upper_bound,
+            nines: nines(upper_bound),
+            km,
+            hours,
+            per_km_upper: poisson_rate_upper(k, km, ALPHA),
+            per_hour_upper: poisson_rate_upper(k, hours, ALPHA),
+            by_category,
+        }
+    }
+}
+
+/// One family of a release.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyReport {
+    /// Family (closed loop) or `open:<drive>`.
+    pub family: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// A failed run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureLine {
+    /// Run key.
+    pub run: String,
+    /// First failure's category.
+    pub category: String,
+    /// When, s into the run.
+    pub time_s: f64,
+    /// What happened.
+    pub detail: String,
+    /// Whether the run was must-pass.
+    pub must_pass: bool,
+    /// The command that replays it.
+    pub replay: Option<String>,
+}
+
+/// One release.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseReport {
+    /// Release name.
+    pub release: String,
+    /// `model` or `expert`.
+    pub policy: String,
+    /// Model digest.
+    pub model_digest: Option<String>,
+    /// Suite.
+    pub suite: String,
+    /// When it was evaluated.
+    pub created_at: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Runs skipped (open-loop entries under the expert).
+    pub skipped: u64,
+    /// Per family.
+    pub families: Vec<FamilyReport>,
+    /// Every failure.
+    pub failed_runs: Vec<FailureLine>,
+}
+
+impl ReleaseReport {
+    /// The report of one release's runs.
+    #[must_use]
+    pub fn of(release: &Release, runs: &[RunRecord]) -> Self {
+        let mut by_family: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+        for run in runs {
+            by_family.entry(run.family.as_str()).or_default().push(run);
+        }
+        Self {
+            release: release.name.clone(),
+            policy: release.policy.clone(),
+            model_digest: release.model_digest.clone(),
+            suite: release.suite.clone(),
+            created_at: release.created_at.clone(),
+            figures: Figures::of(runs),
+            skipped: runs.iter().filter(|r| r.outcome == Outcome::Skipped).count() as u64,
+            families: by_family
+                .into_iter()
+                .map(|(family, runs)| FamilyReport { family: family.into(), figures: Figures::of(runs) })
+                .collect(),
+            failed_runs: runs
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .map(|r| {
+                    let first = r.events.first();
+                    FailureLine {
+                        run: r.key.clone(),
+                        category: r.category.clone().unwrap_or_default(),
+                        time_s: first.map_or(0.0, |e| e.time_s),
+                        detail: first.map_or_else(String::new, |e| e.detail.clone()),
+                        must_pass: r.must_pass,
+                        replay: r.replay.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every release in the ledger, oldest first.
+pub fn build(ledger: &Ledger) -> anyhow::Result<Vec<ReleaseReport>> {
+    ledger.releases()?.iter().map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?))).collect()
+}
+
+/// " 0123456789ab" of "sha256:0123456789abcdef...".
+fn short_digest(digest: &str) -> String {
+    let hex = digest.trim_start_matches("sha256:");
+    format!(" {}", &hex[..12.min(hex.len())])
+}
+
+fn rate(x: f64) -> String {
+    if x.is_finite() { format!("{x:.3}") } else { "-".into() }
+}
+
+/// The plain-text report.
+#[must_use]
+pub fn text(reports: &[ReleaseReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let f = &r.figures;
+        let _ = writeln!(
+            out,
+            "release {} ({}{}, suite {}, {})",
+            r.release,
+            r.policy,
+            r.model_digest.as_deref().map(short_digest).unwrap_or_default(),
+            r.suite,
+            r.created_at
+        );
+        let _ = writeln!(
+            out,
+            "  {} runs, {} failures, rate {:.4}, 95% upper bound {:.5}, {:.2} nines; {:.1} km, {:.2} h: <= {} failures/km, <= {} failures/h{}",
+            f.runs,
+            f.failures,
+            f.failure_rate,
+            f.upper_bound,
+            f.nines,
+            f.km,
+            f.hours,
+            rate(f.per_km_upper),
+            rate(f.per_hour_upper),
+            if r.skipped > 0 { format!(" ({} skipped)", r.skipped) } else { String::new() }
+        );
+        let _ = writeln!(
+            out,
+            "  {:<30} {:>5} {:>5} {:>8} {:>9} {:>6}  failures by category",
+            "family", "runs", "fail", "rate", "upper", "nines"
+        );
+        for fam in &r.families {
+            let g = &fam.figures;
+            if g.runs == 0 {
+                let _ = writeln!(out, "  {:<30} skipped", fam.family);
+                continue;
+            }
+            let categories: Vec<String> = g.by_category.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "  {:<30} {:>5} {:>5} {:>8.4} {:>9.5} {:>6.2}  {}",
+                fam.family,
+                g.runs,
+                g.failures,
+                g.failure_rate,
+                g.upper_bound,
+                g.nines,
+                categories.join(", ")
+            );
+        }
+        for fail in &r.failed_runs {
+            let _ = writeln!(
+                out,
+                "  FAIL {}{} at {:.1} s: {} ({})",
+                fail.run,
+                if fail.must_pass { " [must pass]" } else { "" },
+                fail.time_s,
+                fail.category,
+                fail.detail
+            );
+            if let Some(replay) = &fail.replay {
+                let _ = writeln!(out, "       replay: {replay}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The `--json` report.
+#[must_use]
+pub fn json(reports: &[ReleaseReport]) -> serde_json::Value {
+    serde_json::json!({ "releases": reports })
+}
+
+/// An SVG chart of demonstrated nines per release (overall, and per family).
+pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 360)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = reports.iter().map(|r| r.figures.nines).fold(1.0_f64, f64::max).ceil() + 0.5;
+        let n = reports.len().max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("demonstrated nines per release (one-sided 95%)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)?;
+        let names: Vec<String> = reports.iter().map(|r| r.release.clone()).collect();
+        chart
+            .configure_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("nines")
+            .draw()?;
+        let mut families: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+        for (i, r) in reports.iter().enumerate() {
+            for f in &r.families {
+                families.entry(f.family.as_str()).or_default().push((i as f64, f.figures.nines));
+            }
+        }
+        for (j, (family, points)) in families.iter().enumerate() {
+            let colour = Palette99::pick(j).mix(0.45);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(1)))?
+                .label(*family)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour));
+        }
+        let overall: Vec<(f64, f64)> =
+            reports.iter().enumerate().map(|(i, r)| (i as f64, r.figures.nines)).collect();
+        chart
+            .draw_series(LineSeries::new(overall.iter().copied(), BLACK.stroke_width(3)))?
+            .label("all runs")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(3)));
+        chart.draw_series(overall.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The HTML report: the chart, then every release's tables and failures.
+pub fn html(reports: &[ReleaseReport]) -> anyhow::Result<String> {
+    let mut out = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>nines report</title><style>\
+         body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
+         td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td:first-child,th:first-child{text-align:left}\
+         code{background:#f4f4f4;padding:0 .3em}.fail{color:#a00}</style></head><body><h1>nines report</h1>\n",
+    );
+    out.push_str(&chart_svg(reports)?);
+    for r in reports {
+        let f = &r.figures;
+        let _ = write!(
+            out,
+            "<h2>{}</h2><p>{} on suite <b>{}</b>, {}{}</p><p><b>{:.2} nines</b>: {} runs, {} failures, rate {:.4}, \
+             95% upper bound {:.5}; {:.1} km and {:.2} h driven: at most {} failures per km and {} per hour (95%).</p>",
+            escape(&r.release),
+            escape(&r.policy),
+            escape(&r.suite),
+            escape(&r.created_at),
+            r.model_digest
+                .as_deref()
+                .map(|d| format!(", model <code>{}</code>", escape(d)))
+                .unwrap_or_default(),
+            f.nines,
+            f.runs,
+            f.failures,
+            f.failure_rate,
+            f.upper_bound,
+            f.km,
+            f.hours,
+            rate(f.per_km_upper),
+            rate(f.per_hour_upper)
+        );
+        out.push_str(
+            "<table><tr><th>family</th><th>runs</th><th>failures</th><th>rate</th><th>upper bound</th><th>nines</th>\
+             <th>per km (95%)</th><th>per hour (95%)</th><th>failures by category</th></tr>",
+        );
+        for fam in &r.families {
+            let g = &fam.figures;
+            let categories: Vec<String> =
+                g.by_category.iter().map(|(c, n)| format!("{} {n}", escape(c))).collect();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.5}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&fam.family),
+                g.runs,
+                g.failures,
+                g.failure_rate,
+                g.upper_bound,
+                g.nines,
+                rate(g.per_km_upper),
+                rate(g.per_hour_upper),
+                categories.join(", ")
+            );
+        }
+        out.push_str("</table>");
+        if !r.failed_runs.is_empty() {
+            out.push_str("<h3>Failures</h3><ul>");
+            for fail in &r.failed_runs {
+                let _ = write!(
+                    out,
+                    "<li class=\"fail\"><b>{}</b>{} at {:.1} s: {} ({}){}</li>",
+                    escape(&fail.run),
+                    if fail.must_pass { " [must pass]" } else { "" },
+                    fail.time_s,
+                    escape(&fail.category),
+                    escape(&fail.detail),
+                    fail.replay
+                        .as_deref()
+                        .map(|c| format!("<br>replay: <code>{}</code>", escape(c)))
+                        .unwrap_or_default()
+                );
+            }
+            out.push_str("</ul>");
+        }
+    }
+    out.push_str("</body></html>\n");
+    Ok(out)
+}
+
+/// The gate's verdict on a candidate against its baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Baseline failures and runs.
+    pub baseline: (u64, u64),
+    /// Candidate failures and runs.
+    pub candidate: (u64, u64),
+    /// One-sided p-value of the conditional binomial test.
+    pub p_value: f64,
+    /// Why it fails (empty: it passes).
+    pub reasons: Vec<String>,
+    /// Things worth knowing that do not fail it.
+    pub warnings: Vec<String>,
+}
+
+/// Compares `candidate` with `baseline`: it fails if its failure rate is
+/// significantly higher (conditional binomial test on k_B given k_A + k_B,
+/// at `alpha`) or if a must-pass run failed.
+#[must_use]
+pub fn gate(baseline: &ReleaseReport, candidate: &ReleaseReport, alpha: f64) -> Verdict {
+    let (a, b) = (&baseline.figures, &candidate.figures);
+    let p_value = conditional_binomial_p(a.failures, a.runs, b.failures, b.runs);
+    let mut reasons = Vec::new();
+    let mut warnings = Vec::new();
+    if b.runs == 0 {
+        reasons.push(format!("{} has no runs to judge", candidate.release));
+    }
+    if p_value < alpha {
+        reasons.push(format!(
+            "{}'s failure rate {}/{} is significantly higher than {}'s {}/{} (conditional binomial test, p = {p_value:.4} < {alpha})",
+            candidate.release, b.failures, b.runs, baseline.release, a.failures, a.runs
+        ));
+    }
+    for fail in candidate.failed_runs.iter().filter(|f| f.must_pass) {
+        reasons.push(format!("must-pass run {} failed: {} ({})", fail.run, fail.category, fail.detail));
+    }
+    if baseline.suite != candidate.suite {
+        warnings.push(format!(
+            "the releases ran different suites ({} and {}): the comparison is of failure rates only",
+            baseline.suite, candidate.suite
+        ));
+    }
+    Verdict { baseline: (a.failures, a.runs), candidate: (b.failures, b.runs), p_value, reasons, warnings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::ledger::RunEvent;
+
+    fn runs(family: &str, n: usize, failures: usize) -> Vec<RunRecord> {
+        (0..n)
+            .map(|i| RunRecord {
+                key: format!("closed/{family}/{i}"),
+                kind: "closed".into(),
+                family: family.into(),
+                seed: Some(i as u64),
+                drive: None,
+                must_pass: false,
+                outcome: if i < failures { Outcome::Fail } else { Outcome::Pass },
+                category: (i < failures).then(|| "off_road".into()),
+                km: 0.25,
+                hours: 30.0 / 3600.0,
+                kept_drive: None,
+                replay: (i < failures).then(|| format!("nines replay d/{family}-{i}.mcap")),
+                events: if i < failures {
+                    vec![RunEvent {
+                        time_s: 3.0,
+                        category: "off_road".into(),
+                        detail: "left".into(),
+                        value: 1.0,
+                    }]
+                } else {
+                    Vec::new()
+                },
+                metrics: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn release(name: &str) -> Release {
+        Release {
+            id: 1,
+            name: name.into(),
+            created_at: "2026-11-23T00:00:00Z".into(),
+            suite: "standard".into(),
+            suite_digest: "s".into(),
+            policy: "model".into(),
+            model_path: None,
+            model_digest: Some("0123456789abcdef".into()),
+            contract: None,
+            tool_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn figures_match_the_known_values() {
+        let f = Figures::of(&runs("straight", 220, 0));
+        assert!((f.upper_bound - 0.0135).abs() < 1e-4, "{}", f.upper_bound);
+        let f = Figures::of(&runs("straight", 3000, 0));
+        assert!((f.nines - 3.0).abs() < 0.005, "{}", f.nines);
+        let f = Figures::of(&runs("straight", 3000, 1));
+        assert!((f.upper_bound - 0.00158).abs() < 1e-5, "{}", f.upper_bound);
+        assert_eq!(f.by_category["off_road"], 1);
+        // 1 failure in 750 km: the Poisson bound is 4.744 / 750.
+        assert!((f.per_km_upper - 4.744 / 750.0).abs() < 1e-5, "{}", f.per_km_upper);
+    }
+
+    #[test]
+    fn the_gate_flags_a_worse_candidate_and_a_must_pass_failure() {
+        let base = ReleaseReport::of(&release("a"), &runs("straight", 1000, 1));
+        let worse = ReleaseReport::of(&release("b"), &runs("straight", 1000, 10));
+        let similar = ReleaseReport::of(&release("c"), &runs("straight", 1000, 2));
+        let v = gate(&base, &worse, ALPHA);
+        assert_eq!(v.reasons.len(), 1, "{v:?}");
+        assert!(v.reasons[0].contains("significantly higher"));
+        assert!(gate(&base, &similar, ALPHA).reasons.is_empty());
+        let mut must = runs("straight", 1000, 1);
+        must[0].must_pass = true;
+        let v = gate(&base, &ReleaseReport::of(&release("d"), &must), ALPHA);
+        assert!(v.reasons.iter().any(|r| r.contains("must-pass run closed/straight/0 failed")), "{v:?}");
+    }
+
+    #[test]
+    fn reports_carry_every_failure_with_its_replay() {
+        let mut all = runs("straight", 10, 2);
+        all.extend(runs("curves", 5, 0));
+        let report = ReleaseReport::of(&release("v1"), &all);
+        assert_eq!(report.families.len(), 2);
+        let text = text(std::slice::from_ref(&report));
+        assert!(text.contains("replay: nines replay d/straight-1.mcap"), "{text}");
+        let json = json(std::slice::from_ref(&report));
+        assert_eq!(json["releases"][0]["runs"], 15);
+        assert_eq!(json["releases"][0]["failures"], 2);
+        assert_eq!(json["releases"][0]["families"][0]["family"], "curves");
+        let html =
+            html(&[report.clone(), ReleaseReport::of(&release("v2"), &runs("straight", 10, 0))]).unwrap();
+        assert!(
+            html.contains("<svg") && html.contains("v2") && html.contains("nines replay d/straight-0.mcap")
+        );
+    }
+}
