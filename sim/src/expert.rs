@@ -40,7 +40,9 @@ pub fn expert_command(input: &ExpertInput<'_>) -> AckermannDrive {
     let steering = pure_pursuit(input, s);
     let desired = curve_speed_limit(input.road, s, ego.speed_mps).min(input.speed_limit_mps);
     let leader = corridor_leader(input, s);
-    let accel = idm_accel(ego.speed_mps, desired, leader).clamp(-6.0, 2.0);
+    // Never brake harder than the hard-braking failure (DESIGN.md section 6):
+    // the reference driver must not fail its own suites.
+    let accel = idm_accel(ego.speed_mps, desired, leader).clamp(-4.0, 2.0);
     AckermannDrive {
         steering_angle: steering as f32,
         steering_angle_velocity: 0.0,

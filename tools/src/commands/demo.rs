@@ -154,7 +154,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let config = eval_config(crate::replay::model::load_config(None)?);
     let evaluated = eval(&options(Seat::Model { path: model.clone(), config: Box::new(config) }, &release))?;
     let (closed, wall) = evaluated.closed;
-    println!("      {closed} closed-loop runs and the open-loop drives in {wall:.0} s");
+    println!(
+        "      {closed} closed-loop runs in {wall:.0} s ({:.0} runs/hour)",
+        closed as f64 * 3600.0 / wall.max(1e-9)
+    );
     let html = out.join("report.html");
     println!("[7/7] the nines -> {}", html.display());
     let reports = report::build(&Ledger::open_existing(&ledger)?)?;
