@@ -37,7 +37,7 @@ simulate = { families = ["straight"], seeds = "0", duration_s = 20.0 }
 
 /// Arguments of `nines demo`.
 #[derive(Debug, Args)]
-#[command(long_about = "The main job end to end, on CPU, in about 15 minutes on two cores \
+#[command(long_about = "The main job end to end, on CPU, in about 6 minutes on two cores \
 (release build): simulate 12 drives with the expert (camera, lidar, poses), distil their lidar \
 into labels, train the tiny network, export it to ONNX (parity-checked in ONNX Runtime), \
 evaluate the expert and the model on the small suite into a ledger, print the nines and write \

@@ -15,7 +15,6 @@ use nines_onboard::preprocess::FrameRef;
 use nines_onboard::safety::Mode;
 use nines_sim::events::{Category, SimEvent, blocked};
 use nines_sim::record::{Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate};
-use nines_sim::render::camera::CameraConfig;
 
 use super::suite::{ClosedRun, Suite};
 
@@ -55,11 +54,7 @@ impl ClosedResult {
 #[must_use]
 pub fn record_options(suite: &Suite, run: &ClosedRun) -> RecordOptions {
     RecordOptions {
-        camera: CameraConfig {
-            width: suite.camera.width,
-            height: suite.camera.height,
-            ..CameraConfig::default()
-        },
+        camera: suite.camera.config(),
         duration_secs: run.duration_s,
         end_after_failure_secs: Some(suite.thresholds.end_after_failure_s),
         // A failed run's drive is kept for replay: camera, poses, commands,

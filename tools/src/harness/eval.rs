@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use nines_onboard::config::{Config, RecordMode};
 use nines_onboard::inference::Inference;
 use nines_sim::record::{RecordOptions, record_expert};
-use nines_sim::render::camera::CameraConfig;
 use rayon::prelude::*;
 
 use super::closed_loop::{Seat, run_closed};
@@ -388,11 +387,7 @@ fn generate_drives(
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 }
                 let options = RecordOptions {
-                    camera: CameraConfig {
-                        width: suite.camera.width,
-                        height: suite.camera.height,
-                        ..CameraConfig::default()
-                    },
+                    camera: suite.camera.config(),
                     duration_secs: Some(*duration_s),
                     ..RecordOptions::default()
                 };

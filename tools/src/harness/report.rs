@@ -286,7 +286,8 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
             .draw()?;
         let mut families: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for (i, r) in reports.iter().enumerate() {
-            for f in &r.families {
+            // A family a release skipped has no nines to plot.
+            for f in r.families.iter().filter(|f| f.figures.runs > 0) {
                 families.entry(f.family.as_str()).or_default().push((i as f64, f.figures.nines));
             }
         }
@@ -427,8 +428,12 @@ pub fn gate(baseline: &ReleaseReport, candidate: &ReleaseReport, alpha: f64) -> 
             candidate.release, b.failures, b.runs, baseline.release, a.failures, a.runs
         ));
     }
-    for fail in candidate.failed_runs.iter().filter(|f| f.must_pass) {
+    let must: Vec<&FailureLine> = candidate.failed_runs.iter().filter(|f| f.must_pass).collect();
+    for fail in must.iter().take(5) {
         reasons.push(format!("must-pass run {} failed: {} ({})", fail.run, fail.category, fail.detail));
+    }
+    if must.len() > 5 {
+        reasons.push(format!("{} more must-pass runs failed (nines report lists them)", must.len() - 5));
     }
     if baseline.suite != candidate.suite {
         warnings.push(format!(

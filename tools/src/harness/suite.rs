@@ -42,6 +42,18 @@ pub struct SuiteCamera {
     pub height: u32,
 }
 
+impl SuiteCamera {
+    /// The simulator's camera at this size.
+    #[must_use]
+    pub fn config(self) -> nines_sim::render::camera::CameraConfig {
+        nines_sim::render::camera::CameraConfig {
+            width: self.width,
+            height: self.height,
+            ..nines_sim::render::camera::CameraConfig::default()
+        }
+    }
+}
+
 impl Default for SuiteCamera {
     fn default() -> Self {
         Self { width: 512, height: 256 }
