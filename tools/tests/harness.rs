@@ -172,6 +172,11 @@ fn the_demo_runs_end_to_end() {
     let releases = json["releases"].as_array().unwrap();
     assert_eq!(releases.len(), 2, "{json}");
     assert_eq!(release(&json, "expert")["failures"], 0);
-    assert!(releases.iter().any(|r| r["policy"] == "model" && r["runs"].as_u64().unwrap() >= 3), "{json}");
+    // Two closed-loop runs, a simulated drive and a logged drive (open loop).
+    let model = releases.iter().find(|r| r["policy"] == "model").unwrap();
+    assert_eq!(model["runs"], 4, "{model}");
+    let families: Vec<&str> =
+        model["families"].as_array().unwrap().iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert!(families.contains(&"open:lead_brake-0"), "{families:?}");
     assert!(std::fs::read_to_string(dir.path().join("report.html")).unwrap().contains("<svg"));
 }

@@ -23,7 +23,7 @@ const SMALL_SUITE: &str = include_str!("../../../suites/small.toml");
 
 /// The quick variant's suite: two families, short runs, a short drive open loop.
 const QUICK_SUITE: &str = r#"name = "quick"
-description = "The demo's quick variant (tests): two families, one seed of 8 s, 20 s open loop."
+description = "The demo's quick variant (tests): two families, one seed of 8 s; open loop, a simulated 20 s and one training drive."
 [camera]
 width = 256
 height = 128
@@ -33,6 +33,8 @@ seeds = "0"
 duration_s = 8.0
 [[open_loop]]
 simulate = { families = ["straight"], seeds = "0", duration_s = 20.0 }
+[[open_loop]]
+drives = ["drives/lead_brake-0.mcap"]
 "#;
 
 /// Arguments of `nines demo`.
