@@ -7,6 +7,7 @@ mod geometry;
 mod nines;
 mod schema;
 mod sensor;
+mod type_hash;
 
 pub use builtin::{Header, Time};
 pub use diagnostic::{DiagnosticArray, DiagnosticStatus, KeyValue};
@@ -17,6 +18,7 @@ pub use geometry::{
 pub use nines::{Event, EventKind, ModelOutput, Object, ObjectArray};
 pub use schema::{KNOWN_TYPES, schema_text};
 pub use sensor::{CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest};
+pub use type_hash::type_hash;
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -67,7 +67,8 @@ const PRIMITIVES: &[&str] = &[
     "int64", "uint64", "string", "wstring",
 ];
 
-fn definition(short_name: &str) -> Result<&'static str> {
+/// The `.msg` text of `pkg/Type`.
+pub(super) fn definition(short_name: &str) -> Result<&'static str> {
     DEFINITIONS
         .iter()
         .find(|(name, _)| *name == short_name)
@@ -83,12 +84,17 @@ fn dependencies(package: &str, text: &str) -> Vec<String> {
         .filter_map(|line| line.split_whitespace().next())
         .map(|ty| ty.split(['[', '<']).next().unwrap_or(ty))
         .filter(|ty| !PRIMITIVES.contains(ty))
-        .map(|ty| match ty {
-            "Header" => "std_msgs/Header".to_owned(),
-            t if t.contains('/') => t.to_owned(),
-            t => format!("{package}/{t}"),
-        })
+        .map(|ty| resolve(package, ty))
         .collect()
+}
+
+/// A field's message type as `pkg/Type`, as a `.msg` file of `package` names it.
+pub(super) fn resolve(package: &str, ty: &str) -> String {
+    match ty {
+        "Header" => "std_msgs/Header".to_owned(),
+        t if t.contains('/') => t.to_owned(),
+        t => format!("{package}/{t}"),
+    }
 }
 
 /// The full `ros2msg` schema text for `type_name` (`pkg/msg/Type` or `pkg/Type`).
