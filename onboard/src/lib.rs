@@ -18,6 +18,7 @@ pub mod ort_env;
 pub mod pipeline;
 pub mod preprocess;
 pub mod recorder;
+pub mod rmw;
 pub mod runtime;
 pub mod safety;
 pub mod source;

@@ -242,8 +242,12 @@ fn run_jobs(
                 });
             });
         });
+        // Without a terminal (a cluster job's log) the bar is hidden: a line every 5% instead.
+        let every = (jobs.len() / 20).max(1);
+        let mut seen = 0usize;
         for (name, result) in rx {
             bar.inc(1);
+            seen += 1;
             match result {
                 Ok(runs) => {
                     for run in runs {
@@ -258,6 +262,14 @@ fn run_jobs(
                     bar.println(format!("error: {name}: {err:#}"));
                     errors.push(format!("{name}: {err:#}"));
                 }
+            }
+            if options.progress && bar.is_hidden() && (seen.is_multiple_of(every) || seen == jobs.len()) {
+                eprintln!(
+                    "eval {}: {seen}/{} jobs, {} failed runs so far",
+                    summary.release.name,
+                    jobs.len(),
+                    summary.failures
+                );
             }
         }
         Ok(())
