@@ -188,7 +188,7 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
         bail!("{} has no releases yet; run `nines eval` first", args.ledger.display());
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report::json(&reports))?);
+        println!("{}", report::json_text(&reports)?);
     } else {
         print!("{}", report::text(&reports));
     }

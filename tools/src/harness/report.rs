@@ -249,10 +249,13 @@ pub fn text(reports: &[ReleaseReport]) -> String {
     out
 }
 
-/// The `--json` report.
-#[must_use]
-pub fn json(reports: &[ReleaseReport]) -> serde_json::Value {
-    serde_json::json!({ "releases": reports })
+/// The `--json` report: `{"releases": [...]}`, fields in the order above.
+pub fn json_text(reports: &[ReleaseReport]) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        releases: &'a [ReleaseReport],
+    }
+    serde_json::to_string_pretty(&Out { releases: reports })
 }
 
 /// An SVG chart of demonstrated nines per release (overall, and per family).
@@ -530,7 +533,12 @@ mod tests {
         assert_eq!(report.families.len(), 2);
         let text = text(std::slice::from_ref(&report));
         assert!(text.contains("replay: nines replay d/straight-1.mcap"), "{text}");
-        let json = json(std::slice::from_ref(&report));
+        let text_json = json_text(std::slice::from_ref(&report)).unwrap();
+        assert!(
+            text_json.find("\"release\"").unwrap() < text_json.find("\"runs\"").unwrap(),
+            "release comes first"
+        );
+        let json: serde_json::Value = serde_json::from_str(&text_json).unwrap();
         assert_eq!(json["releases"][0]["runs"], 15);
         assert_eq!(json["releases"][0]["failures"], 2);
         assert_eq!(json["releases"][0]["families"][0]["family"], "curves");
