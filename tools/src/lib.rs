@@ -32,10 +32,13 @@ pub enum Command {
     /// Look at a drive in the rerun viewer (or save it as .rrd, or serve the web viewer).
     Replay(commands::replay::ReplayArgs),
     /// Distil drives into labels (depth, lead, path) for the camera-only network.
+    #[command(long_about = commands::distill::LONG_ABOUT)]
     Distill(commands::distill::DistillArgs),
     /// Train the camera-only network on labels (burn; CPU, or GPU with the `gpu` feature).
+    #[command(long_about = commands::train::LONG_ABOUT)]
     Train(commands::train::TrainArgs),
     /// Export a trained run to ONNX, checked against ONNX Runtime.
+    #[command(long_about = commands::export::LONG_ABOUT)]
     Export(commands::export::ExportArgs),
     /// Measure performance (results go in docs/PERFORMANCE.md).
     #[command(subcommand)]
@@ -44,12 +47,14 @@ pub enum Command {
     #[command(subcommand)]
     Sim(commands::sim::SimCommand),
     /// Evaluate a model (or the expert) on a suite into the ledger; `eval merge` joins shards.
+    #[command(long_about = commands::eval::LONG_ABOUT)]
     Eval(commands::eval::EvalArgs),
     /// Report the nines per release and family from the ledger (text, --json, --html).
     Report(commands::eval::ReportArgs),
     /// Fail (non-zero exit) when a candidate release is significantly worse than its baseline.
     Gate(commands::eval::GateArgs),
     /// The main job end to end: simulate, distil, train, export, eval, report.
+    #[command(long_about = commands::demo::LONG_ABOUT)]
     Demo(commands::demo::DemoArgs),
 }
 

@@ -235,3 +235,21 @@ fn bench_project_matches_numpy_pixel_for_pixel_counts() {
     // The same projection: only points on a pixel edge may round differently.
     assert!(cpu.abs_diff(numpy) * 1000 <= cpu, "cpu {cpu} vs numpy {numpy}");
 }
+
+#[test]
+fn long_help_explains_each_job() {
+    for (command, needle) in [
+        ("train", "--resume continues"),
+        ("distill", "resumes"),
+        ("export", "parity"),
+        ("eval", "committed as it finishes"),
+        ("demo", "small suite"),
+    ] {
+        let out = nines(&[command, "--help"]);
+        assert!(
+            out.status.success() && text(&out).contains(needle),
+            "nines {command} --help:\n{}",
+            text(&out)
+        );
+    }
+}

@@ -37,13 +37,15 @@ simulate = { families = ["straight"], seeds = "0", duration_s = 20.0 }
 drives = ["drives/lead_brake-0.mcap"]
 "#;
 
-/// Arguments of `nines demo`.
-#[derive(Debug, Args)]
-#[command(long_about = "The main job end to end, on CPU, in about 6 minutes on two cores \
+/// `nines demo --help`.
+pub(crate) const LONG_ABOUT: &str = "The main job end to end, on CPU, in about 6 minutes on two cores \
 (release build): simulate 12 drives with the expert (camera, lidar, poses), distil their lidar \
 into labels, train the tiny network, export it to ONNX (parity-checked in ONNX Runtime), \
 evaluate the expert and the model on the small suite into a ledger, print the nines and write \
-an HTML report. Everything goes under --out; running it again adds a release to the same ledger.")]
+an HTML report. Everything goes under --out; running it again adds a release to the same ledger.";
+
+/// Arguments of `nines demo`.
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where everything goes.
     #[arg(long, default_value = "target/nines-demo")]

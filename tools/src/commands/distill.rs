@@ -22,13 +22,15 @@ pub enum DeviceArg {
     Gpu,
 }
 
-/// Arguments of `nines distill`.
-#[derive(Debug, Args)]
-#[command(long_about = "Distil drives into labels for the camera-only network: depth from \
+/// `nines distill --help`.
+pub(crate) const LONG_ABOUT: &str = "Distil drives into labels for the camera-only network: depth from \
 accumulated lidar, the lead obstacle on the driven path, and the future path itself. Writes one \
 safetensors shard per drive and OUT/index.json (contract, drive digests, counts, statistics, \
 label quality on simulated drives). Drives already distilled under the same contract are skipped, \
-so an interrupted run resumes. A drive that cannot be labelled is reported and the others go on.")]
+so an interrupted run resumes. A drive that cannot be labelled is reported and the others go on.";
+
+/// Arguments of `nines distill`.
+#[derive(Debug, Args)]
 pub struct DistillArgs {
     /// Drive logs (MCAP).
     #[arg(required = true)]

@@ -15,6 +15,16 @@ use crate::replay::model::load_config;
 /// Default ledger file.
 const LEDGER: &str = "nines.db";
 
+/// `nines eval --help`.
+pub(crate) const LONG_ABOUT: &str = "Evaluate a model (or the expert) on every run of a suite, in parallel, into a SQLite \
+ledger. Closed-loop runs put the onboard pipeline (the library the robot runs, in lockstep) in the \
+simulator's driver seat, with the expert in shadow; a run fails on a collision, leaving the road or \
+lane, time-to-collision below 0.95 s, braking beyond 4.05 m/s^2, under 20% of the expert's progress, \
+or a controlled stop of the runtime. Open-loop runs replay logged drives and compare the plan and \
+lead with the drive's lidar labels, one minute at a time. Each run is committed as it finishes (run \
+the same command again to resume); failed runs' drives are kept next to the ledger with the command \
+that replays them. Then: `nines report`, `nines gate`. Suites and the statistics: docs/NINES.md.";
+
 /// Arguments of `nines eval`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

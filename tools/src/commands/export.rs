@@ -5,14 +5,16 @@ use std::path::PathBuf;
 use clap::Args;
 use nines_offboard::export::{ExportOptions, PARITY_TOLERANCE, export};
 
-/// Arguments of `nines export`.
-#[derive(Debug, Args)]
-#[command(long_about = "Export a run's best model to ONNX (opset 18): inputs `image` f32 \
+/// `nines export --help`.
+pub(crate) const LONG_ABOUT: &str = "Export a run's best model to ONNX (opset 18): inputs `image` f32 \
 [1,3F,H,W] and `speed` f32 [1,1]; outputs `depth` [1,1,H/4,W/4] m, `plan` [1,T,3] and `lead` \
 [1,3] (presence probability, distance m, relative speed m/s); the model contract, training-data \
 digest and validation metrics in metadata_props[\"nines.contract\"]. ONNX Runtime then runs the \
 file on validation samples and every output must match burn within 1e-4 of max(|value|, 1); \
-otherwise nothing is written and the error names the output and the difference.")]
+otherwise nothing is written and the error names the output and the difference.";
+
+/// Arguments of `nines export`.
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Run folder made by `nines train`.
     pub run: PathBuf,

@@ -15,9 +15,8 @@ pub enum TrainDeviceArg {
     Gpu,
 }
 
-/// Arguments of `nines train`.
-#[derive(Debug, Args)]
-#[command(long_about = "Train the camera-only network (depth, plan, lead) on labels made by \
+/// `nines train --help`.
+pub(crate) const LONG_ABOUT: &str = "Train the camera-only network (depth, plan, lead) on labels made by \
 `nines distill`. Drives are split into training and validation (by drive, never by frame); \
 each epoch is validated and written to OUT/metrics.jsonl, with a checkpoint, the best model \
 (lowest validation loss) and the baselines (mean depth, constant velocity) beside it. \
@@ -27,7 +26,10 @@ The config (TOML) may be as small as `preset = \"tiny\"` and `epochs = 1`. Keys 
 preset = \"default\" (or \"tiny\"), epochs = 20, batch_size = 16, learning_rate = 2e-3, \
 warmup_steps = 100, weight_decay = 1e-4, grad_clip = 5.0, seed = 0, validation_fraction = 0.2, \
 steps_per_epoch = 0 (all), augment = true, workers = 0 (auto), and [loss] depth = 1.0, \
-plan = 1.0, lead = 0.5. An unknown key is an error.")]
+plan = 1.0, lead = 0.5. An unknown key is an error.";
+
+/// Arguments of `nines train`.
+#[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Label folder (made by `nines distill`).
     #[arg(long)]
