@@ -86,7 +86,9 @@ impl RunSummary {
     }
 }
 
-fn stamp(time_secs: f64) -> u64 {
+/// Sim time, s, on the drive's clock, ns since the epoch.
+#[must_use]
+pub fn stamp(time_secs: f64) -> u64 {
     EPOCH_NANOS + (time_secs * 1e9).round() as u64
 }
 

@@ -109,17 +109,6 @@ fn describe(summary: &RunSummary) -> String {
     )
 }
 
-fn parse_seeds(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
-    let (a, b) = text
-        .split_once("..")
-        .with_context(|| format!("--seeds `{text}`: write a half-open range like 0..200"))?;
-    let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
-    if b <= a {
-        bail!("--seeds {a}..{b} is empty: the end is exclusive");
-    }
-    Ok(a..b)
-}
-
 /// Runs a `nines sim` command.
 pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
@@ -157,7 +146,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
             };
             let specs =
                 names.iter().map(|n| family(n).map(|f| (n.clone(), f))).collect::<Result<Vec<_>, _>>()?;
-            let seeds = parse_seeds(&seeds)?;
+            let seeds = crate::harness::suite::parse_seeds(&seeds).context("--seeds")?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let work: Vec<(usize, u64)> =
                 (0..specs.len()).flat_map(|f| seeds.clone().map(move |s| (f, s))).collect();

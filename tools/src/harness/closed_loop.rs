@@ -14,7 +14,7 @@ use nines_onboard::pipeline::{Pipeline, StepInput};
 use nines_onboard::preprocess::FrameRef;
 use nines_onboard::safety::Mode;
 use nines_sim::events::{Category, SimEvent, blocked};
-use nines_sim::record::{Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate};
+use nines_sim::record::{Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate, stamp};
 
 use super::suite::{ClosedRun, Suite};
 
@@ -127,10 +127,6 @@ impl Driver for ExpertDriver {
     }
 }
 
-fn stamp_ns(time_secs: f64) -> u64 {
-    EPOCH_NANOS + (time_secs * 1e9).round() as u64
-}
-
 /// The onboard pipeline as a simulator driver.
 struct ModelDriver {
     pipeline: Pipeline,
@@ -182,7 +178,7 @@ impl Driver for ModelDriver {
             Some((t, image)) if self.last_frame_s != Some(t) => {
                 self.last_frame_s = Some(t);
                 Some(FrameRef {
-                    stamp_ns: stamp_ns(t),
+                    stamp_ns: stamp(t),
                     rgb: Some(image.as_raw()),
                     width: image.width(),
                     height: image.height(),
@@ -191,7 +187,7 @@ impl Driver for ModelDriver {
             _ => None,
         };
         let out =
-            self.pipeline.step(&StepInput { now_ns: stamp_ns(o.time_secs), frame, speed_mps: o.speed_mps });
+            self.pipeline.step(&StepInput { now_ns: stamp(o.time_secs), frame, speed_mps: o.speed_mps });
         if frame.is_some() {
             self.frames += 1;
             self.busy_sum_s += out.busy_s;

@@ -13,6 +13,8 @@ use nines_onboard::inference::Inference;
 use nines_sim::record::{RecordOptions, record_expert};
 use rayon::prelude::*;
 
+use nines_datasets::contract::ModelContract;
+
 use super::closed_loop::{Seat, run_closed};
 use super::ledger::{Ledger, Outcome, Policy, Release, RunEvent, RunRecord};
 use super::open_loop::{check_drive, windows};
@@ -166,6 +168,13 @@ pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let suite = &options.suite;
     let mut ledger = Ledger::open(&options.ledger)?;
     let release = ledger.add_release(&release_row(options)?)?;
+    // The model's contract, read once (open-loop runs distil with it).
+    let contract: Option<ModelContract> = release
+        .contract
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("the release's contract")?;
     if let Seat::Model { path, .. } = &options.seat {
         // Refuse a model that does not fit the suite's camera before any run.
         let probe =
@@ -199,9 +208,9 @@ pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
     // Open-loop drives first, then the closed-loop runs on their own, so
     // the closed-loop throughput is measured cleanly.
     let (closed, open): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| matches!(j, Job::Closed(_)));
-    let mut errors = run_jobs(&pool, &open, options, &mut ledger, &mut summary)?;
+    let mut errors = run_jobs(&pool, &open, options, contract.as_ref(), &mut ledger, &mut summary)?;
     let started = Instant::now();
-    errors.extend(run_jobs(&pool, &closed, options, &mut ledger, &mut summary)?);
+    errors.extend(run_jobs(&pool, &closed, options, contract.as_ref(), &mut ledger, &mut summary)?);
     summary.closed.1 = started.elapsed().as_secs_f64();
     let jobs = open.len() + closed.len();
     if !errors.is_empty() {
@@ -222,6 +231,7 @@ fn run_jobs(
     pool: &rayon::ThreadPool,
     jobs: &[Job],
     options: &EvalOptions,
+    contract: Option<&ModelContract>,
     ledger: &mut Ledger,
     summary: &mut EvalSummary,
 ) -> anyhow::Result<Vec<String>> {
@@ -238,7 +248,7 @@ fn run_jobs(
             pool.install(|| {
                 jobs.par_iter().for_each_with(tx, |tx, job| {
                     // The receiver only goes away when recording failed; that error is reported.
-                    let _ = tx.send(run_job(job, options, &drives_dir));
+                    let _ = tx.send(run_job(job, options, contract, &drives_dir));
                 });
             });
         });
@@ -282,14 +292,23 @@ fn open_prefix(drive: &Path) -> String {
     format!("open/{}", drive.file_stem().map_or_else(|| "drive".into(), |s| s.to_string_lossy().into_owned()))
 }
 
-fn run_job(job: &Job, options: &EvalOptions, drives_dir: &Path) -> (String, anyhow::Result<Vec<RunRecord>>) {
+fn run_job(
+    job: &Job,
+    options: &EvalOptions,
+    contract: Option<&ModelContract>,
+    drives_dir: &Path,
+) -> (String, anyhow::Result<Vec<RunRecord>>) {
     match job {
         Job::Closed(run) => (run.key(), closed_record(run, options, drives_dir).map(|r| vec![r])),
-        Job::Open(drive) => (drive.display().to_string(), open_records(drive, options)),
+        Job::Open(drive) => (drive.display().to_string(), open_records(drive, options, contract)),
     }
 }
 
-fn open_records(drive: &Path, options: &EvalOptions) -> anyhow::Result<Vec<RunRecord>> {
+fn open_records(
+    drive: &Path,
+    options: &EvalOptions,
+    contract: Option<&ModelContract>,
+) -> anyhow::Result<Vec<RunRecord>> {
     let Seat::Model { path, config } = &options.seat else {
         let prefix = open_prefix(drive);
         return Ok(vec![RunRecord {
@@ -312,11 +331,8 @@ fn open_records(drive: &Path, options: &EvalOptions) -> anyhow::Result<Vec<RunRe
     if !drive.exists() {
         bail!("{}: no such drive (named in the suite {})", drive.display(), options.suite.path.display());
     }
-    let contract: nines_datasets::contract::ModelContract = {
-        let inference = Inference::load(path, &config.model, &config.base_dir)?;
-        inference.card().contract.clone()
-    };
-    let checks = check_drive(drive, path, config, &contract, &options.suite.thresholds)?;
+    let contract = contract.context("a model release without its contract")?;
+    let checks = check_drive(drive, path, config, contract, &options.suite.thresholds)?;
     Ok(windows(drive, &checks, &options.suite.thresholds, path))
 }
 

@@ -49,7 +49,8 @@ fn horizon_index(times: &[f64], horizon_s: f64) -> usize {
         .unwrap_or(0)
 }
 
-/// Distils `drive` with `contract`, replays `model` over it and pairs the two per frame.
+/// Distils `drive` with `contract`, replays `model` over it (with the
+/// eval's config: one ONNX Runtime thread) and pairs the two per frame.
 pub fn check_drive(
     drive: &Path,
     model: &Path,
@@ -60,23 +61,18 @@ pub fn check_drive(
     let options = DistillOptions { contract: contract.clone(), ..DistillOptions::default() };
     let labels = distill_drive(drive, &Kernels::cpu(), &options, &|| {})
         .with_context(|| format!("distilling the lidar labels of {}", drive.display()))?;
-    let mut config = config.clone();
-    config.model.threads = 1;
     let replayed =
-        run_model(drive, model, &config).with_context(|| format!("replaying {}", drive.display()))?;
+        run_model(drive, model, config).with_context(|| format!("replaying {}", drive.display()))?;
     let k = horizon_index(&contract.plan_times_secs, thresholds.plan_horizon_s);
     let predicted: std::collections::BTreeMap<u64, Predicted> = replayed
         .outputs
         .iter()
         .filter_map(|o| {
-            let i = horizon_index(
-                &o.plan_time_s.iter().map(|&t| f64::from(t)).collect::<Vec<_>>(),
-                thresholds.plan_horizon_s,
-            );
+            // The runtime publishes the contract's plan times, the grid the labels use.
             Some((
                 o.input_stamp.as_nanos(),
                 Predicted {
-                    at_horizon: [*o.plan_x_m.get(i)?, *o.plan_y_m.get(i)?],
+                    at_horizon: [*o.plan_x_m.get(k)?, *o.plan_y_m.get(k)?],
                     lead_probability: o.lead_probability,
                 },
             ))

@@ -181,7 +181,7 @@ pub fn parse_seeds(text: &str) -> anyhow::Result<Range<u64>> {
         one..one + 1
     };
     if range.is_empty() {
-        bail!("{}", bad());
+        bail!("seeds {text:?} is empty (the end is excluded): write a range like \"0..100\"");
     }
     Ok(range)
 }
