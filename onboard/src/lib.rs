@@ -22,6 +22,8 @@ pub mod rmw;
 pub mod runtime;
 pub mod safety;
 pub mod source;
+#[cfg(feature = "zenoh")]
+pub mod zenoh_io;
 
 use std::path::PathBuf;
 
@@ -58,6 +60,9 @@ pub enum OnboardError {
         /// What went wrong.
         detail: String,
     },
+    /// The zenoh network: a session, a declaration or a message.
+    #[error("zenoh: {0}")]
+    Network(String),
     /// Reading or writing a drive.
     #[error(transparent)]
     Dataset(#[from] nines_datasets::DatasetError),

@@ -27,7 +27,9 @@ struct Args {
     #[arg(long)]
     config: PathBuf,
     /// Frame source, overriding camera.source: a .mcap drive, a video file,
-    /// /dev/videoN or v4l2:N, or gst:<pipeline ending in appsink>.
+    /// /dev/videoN or v4l2:N, gst:<pipeline ending in appsink>, or `zenoh`
+    /// (camera.topic and zenoh.odometry_topic on the robot's network, as
+    /// ROS 2 publishes them with rmw_zenoh; `[zenoh]` says how to join).
     #[arg(long)]
     source: Option<String>,
     /// ONNX model written by `nines export`, overriding model.path.
@@ -77,6 +79,24 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
                 detail: "no model: set model.path or pass --model".into(),
             },
         )?;
+    // With [zenoh] (or a zenoh source) the runtime joins the network as an
+    // rmw_zenoh node and publishes everything it decides there.
+    #[cfg(feature = "zenoh")]
+    let node = (config.zenoh.is_some() || source_spec == "zenoh")
+        .then(|| {
+            nines_onboard::zenoh_io::Node::open(&config.zenoh.clone().unwrap_or_default(), &config.base_dir)
+        })
+        .transpose()?;
+    #[cfg(feature = "zenoh")]
+    let source: Box<dyn source::Source> = match &node {
+        Some(node) if source_spec == "zenoh" => {
+            let odometry =
+                config.zenoh.as_ref().map_or(nines_datasets::topics::ODOMETRY, |z| &z.odometry_topic);
+            Box::new(source::zenoh::ZenohSource::new(Arc::clone(node), &config.camera.topic, odometry))
+        }
+        _ => source::open(&source_spec, &config.camera.topic, config.camera.fps)?,
+    };
+    #[cfg(not(feature = "zenoh"))]
     let source = source::open(&source_spec, &config.camera.topic, config.camera.fps)?;
     let controls = Arc::new(Controls::default());
     {
@@ -102,6 +122,11 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
             );
         }
     });
+    #[cfg(feature = "zenoh")]
+    let sink = match &node {
+        Some(node) => nines_onboard::zenoh_io::RuntimePublishers::declare(node)?.into_sink(sink),
+        None => sink,
+    };
     let options = RunOptions {
         pacing: if args.realtime { Pacing::Realtime } else { Pacing::Lockstep },
         record: args.record.clone(),

@@ -381,6 +381,7 @@ fn publish(
         Ok(())
     };
     let mut last_busy = 0.0;
+    let mut last_mode = None;
     while let Ok(message) = rx.recv() {
         let (out, captured) = match message {
             ToPublisher::Record(r) => {
@@ -390,6 +391,19 @@ fn publish(
             ToPublisher::Step(out, captured) => (out, captured),
         };
         let t = out.stamp_ns;
+        if out.prediction.is_some() {
+            last_busy = out.busy_s;
+        }
+        // On schedule, on every stop, and at once when the mode changes, and
+        // before the step's command: whoever acts on commands (the simulator
+        // handing over, a vehicle interface) knows the mode they come in.
+        if t >= next_diagnostics || out.stopped || last_mode != Some(out.mode) {
+            last_mode = Some(out.mode);
+            next_diagnostics = t + diagnostics_period_ns;
+            let d = diagnostics(&out, provider, digest, last_busy, report.frames);
+            sink(&Published::Diagnostics(d.clone()));
+            record(&mut recorder, Record::Diagnostics(t, d))?;
+        }
         let command = AckermannDriveStamped { header: Header::new(t, frames::BASE_LINK), drive: out.command };
         sink(&Published::Command(command.clone()));
         if let Some(c) = captured {
@@ -400,7 +414,6 @@ fn publish(
         if let Some(p) = &out.prediction {
             report.frames += 1;
             report.busy_s.push(out.busy_s);
-            last_busy = out.busy_s;
             let points = p.points();
             let msg = ModelOutput {
                 header: Header::new(t, frames::BASE_LINK),
@@ -439,12 +452,6 @@ fn publish(
             sink(&Published::Event(event.clone()));
             record(&mut recorder, Record::Event(t, event.clone()))?;
             report.events.push(event);
-        }
-        if t >= next_diagnostics || out.stopped {
-            next_diagnostics = t + diagnostics_period_ns;
-            let d = diagnostics(&out, provider, digest, last_busy, report.frames);
-            sink(&Published::Diagnostics(d.clone()));
-            record(&mut recorder, Record::Diagnostics(t, d))?;
         }
     }
     if let Some(rec) = recorder {

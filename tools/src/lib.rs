@@ -53,6 +53,9 @@ pub enum Command {
     Report(commands::eval::ReportArgs),
     /// Fail (non-zero exit) when a candidate release is significantly worse than its baseline.
     Gate(commands::eval::GateArgs),
+    /// Write a test fleet's CA, node certificates (mutual TLS on zenoh) and
+    /// the access-control policy that lets only the runtime publish commands.
+    Certs(commands::certs::CertsArgs),
     /// The main job end to end: simulate, distil, train, export, eval, report.
     #[command(long_about = commands::demo::LONG_ABOUT)]
     Demo(commands::demo::DemoArgs),
@@ -74,5 +77,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => commands::eval::run_report(&args),
         Command::Gate(args) => commands::eval::run_gate(&args),
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Certs(args) => commands::certs::certs(&args),
     }
 }

@@ -141,7 +141,8 @@ impl Source for DriveSource {
     }
 }
 
-fn frame(stamp_ns: u64, rgb: Option<image::RgbImage>) -> Frame {
+/// A decoded (or, with `None`, undecodable) frame captured now.
+pub(super) fn frame(stamp_ns: u64, rgb: Option<image::RgbImage>) -> Frame {
     let (width, height) = rgb.as_ref().map_or((0, 0), image::RgbImage::dimensions);
     Frame {
         stamp_ns,

@@ -6,10 +6,14 @@
 //!   as the runtime goes) or at the recorded rate.
 //! * [`video::VideoSource`] (feature `opencv`): OpenCV's VideoCapture on a
 //!   V4L2 device, a GStreamer pipeline or a video file.
+//! * [`zenoh::ZenohSource`] (feature `zenoh`): the camera and odometry from
+//!   the robot's zenoh network, as ROS 2 nodes on rmw_zenoh publish them.
 
 pub mod drive;
 #[cfg(feature = "opencv")]
 pub mod video;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use std::time::Instant;
 

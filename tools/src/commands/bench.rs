@@ -87,6 +87,20 @@ pub enum BenchArgs {
         #[arg(long, default_value = "target/nines-bench")]
         out: PathBuf,
     },
+    /// Camera frames over zenoh on loopback, with and without shared memory,
+    /// next to a raw TCP socket in the same run: latency (one frame in
+    /// flight) and throughput (back to back), for raw rgb8 Image frames.
+    Zenoh {
+        /// Frame sizes, columns x rows, comma-separated.
+        #[arg(long, default_value = "512x256,1920x1080")]
+        sizes: String,
+        /// Frames per measurement.
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Onboard runtime latency: capture-to-publish through the threaded
     /// runtime (real-time pacing, as on the robot) next to bare
     /// `session.run` on the same inputs, same model, same process.
@@ -129,6 +143,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 generate_at
             };
             bench_read(&path, python.as_deref(), python_decode)
+        }
+        BenchArgs::Zenoh { sizes, frames, json } => {
+            let sizes = sizes
+                .split(',')
+                .map(|s| {
+                    let (w, h) = s
+                        .trim()
+                        .split_once('x')
+                        .ok_or_else(|| anyhow::anyhow!("--sizes: `{s}` is not WxH"))?;
+                    Ok((w.parse()?, h.parse()?))
+                })
+                .collect::<anyhow::Result<Vec<(u32, u32)>>>()?;
+            super::bench_zenoh::bench(&sizes, frames, json).map(|_| ())
         }
         BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
         BenchArgs::Project { points, repeats, python, json } => {

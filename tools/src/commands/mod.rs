@@ -3,6 +3,8 @@
 pub mod bench;
 mod bench_project;
 mod bench_runtime;
+pub mod bench_zenoh;
+pub mod certs;
 pub mod demo;
 pub mod distill;
 pub mod eval;
@@ -12,6 +14,7 @@ pub mod inspect;
 pub mod recover;
 pub mod replay;
 pub mod sim;
+pub mod sim_serve;
 mod snapshot;
 pub mod train;
 

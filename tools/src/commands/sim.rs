@@ -53,6 +53,11 @@ pub enum SimCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve one run on the network: publish the camera and odometry on zenoh
+    /// as ROS 2 (rmw_zenoh) does, drive with the commands heard on
+    /// /control/command (`nines-onboard --source zenoh` closes the loop).
+    #[command(long_about = super::sim_serve::LONG_ABOUT)]
+    Serve(super::sim_serve::ServeArgs),
     /// Record many runs: every family x seed, as <out>/<family>-<seed>.mcap.
     Batch {
         /// Comma-separated families, or `all`.
@@ -112,6 +117,7 @@ fn describe(summary: &RunSummary) -> String {
 /// Runs a `nines sim` command.
 pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
+        SimCommand::Serve(args) => super::sim_serve::serve(&args)?,
         SimCommand::List => {
             for (name, _) in FAMILIES {
                 let spec = family(name)?;

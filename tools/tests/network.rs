@@ -1,0 +1,346 @@
+//! The runtime on the wire: rmw_zenoh-compatible output read by a plain
+//! Python zenoh peer, the closed loop with `nines sim serve` over loopback
+//! (lockstep to the end; real time with the simulator killed mid-run), and
+//! mutual TLS with access control on the command key.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nines_datasets::contract::ModelContract;
+use nines_datasets::msg::{AckermannDrive, AckermannDriveStamped, CompressedImage, Header, RosMessage};
+use nines_datasets::topics;
+use nines_onboard::config::{Config, NetworkConfig, TlsConfig};
+use nines_onboard::runtime::{self, Controls, Published, RunOptions};
+use nines_onboard::source::Pacing;
+use nines_onboard::source::zenoh::ZenohSource;
+use nines_onboard::zenoh_io::{Node, RuntimePublishers, attachment, decode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("NINES_PYTHON").map_or_else(|| root().join(".venv/bin/python"), PathBuf::from)
+}
+
+fn model(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny.onnx");
+    nines_offboard::export::export_untrained("tiny", &ModelContract::default(), 7, &model).unwrap();
+    model
+}
+
+fn vehicle_config(net: NetworkConfig) -> Config {
+    let mut config = Config::load(&root().join("configs/vehicle-sim.toml")).unwrap();
+    config.recording.mode = nines_onboard::config::RecordMode::Off;
+    config.zenoh = Some(net);
+    config
+}
+
+/// `nines sim serve` on `port`, its stdout piped.
+fn serve(port: u16, extra: &[&str]) -> Child {
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    Command::new(env!("CARGO_BIN_EXE_nines"))
+        .args(["sim", "serve", "--listen", &endpoint, "--wait", "60"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting nines sim serve")
+}
+
+fn client(port: u16) -> NetworkConfig {
+    NetworkConfig { connect: vec![format!("tcp/127.0.0.1:{port}")], ..NetworkConfig::default() }
+}
+
+#[test]
+fn a_python_zenoh_peer_reads_our_commands_on_the_rmw_zenoh_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let net = NetworkConfig { connect: vec![], listen: vec![endpoint.clone()], ..NetworkConfig::default() };
+    let node = Node::open(&net, dir.path()).unwrap();
+    let mut publisher = node.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap();
+    let schema = dir.path().join("schema.msg");
+    std::fs::write(&schema, nines_datasets::msg::schema_text(AckermannDriveStamped::TYPE_NAME).unwrap())
+        .unwrap();
+    let count = 5;
+    let mut peer = Command::new(python())
+        .arg(root().join("scripts/peers/zenoh_listen.py"))
+        .args([&endpoint, publisher.key(), AckermannDriveStamped::TYPE_NAME, schema.to_str().unwrap()])
+        .arg(count.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running the Python zenoh peer (scripts/setup.sh installs it in .venv)");
+    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.contains("ready"), "{ready}");
+    // Publish until the peer has what it asked for: its subscription takes a moment to reach us.
+    let received = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let received = Arc::clone(&received);
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for line in lines.map_while(Result::ok) {
+                let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if json.get("key").is_some() {
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+                out.push(json);
+            }
+            out
+        })
+    };
+    let message = |seq: i64| AckermannDriveStamped {
+        header: Header::new(1_700_000_000_000_000_000 + seq as u64 * 50_000_000, "base_link"),
+        drive: AckermannDrive {
+            steering_angle: 0.01 * seq as f32,
+            speed: 5.0,
+            acceleration: -0.5,
+            ..AckermannDrive::default()
+        },
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seq = 0;
+    while received.load(Ordering::Relaxed) < count && Instant::now() < deadline {
+        seq += 1;
+        publisher.put(&message(seq)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = reader.join().unwrap();
+    assert!(peer.wait().unwrap().success());
+    let samples: Vec<&serde_json::Value> = out.iter().filter(|j| j.get("key").is_some()).collect();
+    assert_eq!(samples.len(), count, "{out:?}");
+    let first = samples[0]["sequence_number"].as_i64().unwrap();
+    for (i, s) in samples.iter().enumerate() {
+        let seq = first + i as i64;
+        assert_eq!(s["key"], publisher.key());
+        assert_eq!(s["encapsulation"], serde_json::json!([0, 1, 0, 0]), "CDR little-endian header");
+        assert_eq!(s["attachment_len"], 33);
+        assert_eq!(s["sequence_number"], seq, "consecutive sequence numbers");
+        assert!(s["source_timestamp"].as_i64().unwrap() > 1_700_000_000_000_000_000);
+        assert_eq!(s["gid"], serde_json::json!(publisher.gid()));
+        let decoded: AckermannDriveStamped = serde_json::from_value(s["message"].clone()).unwrap();
+        assert_eq!(decoded, message(seq), "decoded with the published schema");
+    }
+    let tokens = out.iter().find_map(|j| j.get("tokens")).unwrap().as_array().unwrap();
+    let has = |needle: &str| tokens.iter().any(|t| t.as_str().unwrap().contains(needle));
+    assert!(has("/NN/%/%/nines_onboard"), "the node's token: {tokens:?}");
+    assert!(
+        has(
+            "/MP/%/%/nines_onboard/%control%command/ackermann_msgs::msg::dds_::AckermannDriveStamped_/RIHS01_48ca7612"
+        ),
+        "the publisher's token: {tokens:?}"
+    );
+}
+
+/// The runtime in process, on zenoh, until its source ends.
+fn run_runtime(net: NetworkConfig, model: &Path, pacing: Pacing, seen: Sink) -> runtime::RunReport {
+    let config = vehicle_config(net.clone());
+    let node = Node::open(&net, &config.base_dir).unwrap();
+    let source = Box::new(ZenohSource::new(Arc::clone(&node), &config.camera.topic, topics::ODOMETRY));
+    let sink = RuntimePublishers::declare(&node).unwrap().into_sink(Box::new(move |m| seen(m)));
+    let options = RunOptions { pacing, record: None };
+    runtime::run(&config, source, model, &options, Arc::new(Controls::default()), sink).unwrap()
+}
+
+type Sink = Box<dyn Fn(&Published) + Send>;
+
+fn summary(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nines sim serve failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn the_model_drives_a_scenario_to_its_end_over_zenoh_in_lockstep() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let port = free_port();
+    let sim = serve(port, &["--family", "straight", "--seed", "1", "--duration", "8"]);
+    let report = run_runtime(client(port), &model, Pacing::Lockstep, Box::new(|_| {}));
+    let s = summary(sim);
+    assert!((s["duration_s"].as_f64().unwrap() - 8.0).abs() < 0.06, "ran to its end: {s}");
+    // 10 Hz; the frame rendered at the last step is never seen by a driver.
+    assert_eq!(s["frames_published"], 79, "{s}");
+    let engaged = s["engaged_at_s"].as_f64().expect("the runtime engaged");
+    assert!(engaged < 2.0, "{s}");
+    // 20 Hz control from engagement to the end, all of it the model's.
+    let expected = ((8.0 - engaged) * 20.0).round() as i64;
+    assert!((s["model_steps"].as_i64().unwrap() - expected).abs() <= 1, "{s}");
+    assert_eq!(report.frames, 79, "every frame reached the model");
+    let last = report.events.last().unwrap();
+    assert_eq!(last.category, "source_lost", "the simulator leaving ends the run: {last:?}");
+}
+
+#[test]
+fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let port = free_port();
+    let mut sim = serve(port, &["--family", "straight", "--seed", "2", "--duration", "60", "--realtime"]);
+    let engaged = Arc::new(Mutex::new(None::<Instant>));
+    let stops = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
+    let (e, st) = (Arc::clone(&engaged), Arc::clone(&stops));
+    let seen: Sink = Box::new(move |m| match m {
+        Published::Diagnostics(d)
+            if d.status
+                .iter()
+                .flat_map(|s| &s.values)
+                .any(|kv| kv.key == "mode" && kv.value == "engaged") =>
+        {
+            e.lock().unwrap().get_or_insert_with(Instant::now);
+        }
+        Published::Event(ev) => st.lock().unwrap().push((Instant::now(), ev.category.clone())),
+        _ => {}
+    });
+    let runtime = std::thread::spawn({
+        let model = model.clone();
+        move || run_runtime(client(port), &model, Pacing::Realtime, seen)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engaged.lock().unwrap().is_none_or(|t| t.elapsed() < Duration::from_secs(2)) {
+        assert!(Instant::now() < deadline, "the runtime never engaged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        stops.lock().unwrap().is_empty(),
+        "no stop while the simulator runs: {:?}",
+        stops.lock().unwrap()
+    );
+    sim.kill().unwrap();
+    let killed = Instant::now();
+    sim.wait().unwrap();
+    let report = runtime.join().unwrap();
+    let stops = stops.lock().unwrap();
+    let (at, category) = stops.first().expect("a controlled stop after the simulator died");
+    let after = at.saturating_duration_since(killed);
+    eprintln!(
+        "controlled stop ({category}) {:.1} ms after the simulator was killed",
+        after.as_secs_f64() * 1e3
+    );
+    assert_eq!(category, "source_lost");
+    assert!(after <= Duration::from_millis(50), "within one 50 ms control period: {after:?}");
+    let last = report.events.last().unwrap();
+    assert_eq!(last.category, "source_lost");
+}
+
+fn fleet_node(certs: &Path, name: &str, net: NetworkConfig) -> NetworkConfig {
+    NetworkConfig {
+        tls: Some(TlsConfig {
+            root_ca: certs.join("ca.pem"),
+            certificate: certs.join(format!("{name}.pem")),
+            private_key: certs.join(format!("{name}.key")),
+        }),
+        access_control: Some(certs.join("access-control.json5")),
+        node: name.replace('-', "_"),
+        ..net
+    }
+}
+
+#[test]
+fn only_the_runtime_may_put_a_command_on_the_control_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("fleet");
+    let out = Command::new(env!("CARGO_BIN_EXE_nines"))
+        .args(["certs", "--out", certs.to_str().unwrap(), "--node", "sim", "--node", "camera"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let endpoint = format!("tls/127.0.0.1:{port}");
+    // The vehicle side listens on mutual TLS and enforces the fleet's policy.
+    let vehicle_net = fleet_node(
+        &certs,
+        "sim",
+        NetworkConfig { connect: vec![], listen: vec![endpoint.clone()], ..NetworkConfig::default() },
+    );
+    let vehicle = Node::open(&vehicle_net, dir.path()).unwrap();
+    let commands = Arc::new(Mutex::new(Vec::<f32>::new()));
+    let images = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&commands);
+    let _commands = vehicle
+        .subscribe(topics::COMMAND, AckermannDriveStamped::TYPE_NAME, move |s| {
+            assert!(attachment(&s).is_some());
+            c.lock().unwrap().push(decode::<AckermannDriveStamped>(&s).unwrap().drive.speed);
+        })
+        .unwrap();
+    let i = Arc::clone(&images);
+    let _images = vehicle
+        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, move |_| {
+            i.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+    let connect = NetworkConfig { connect: vec![endpoint.clone()], ..NetworkConfig::default() };
+    let runtime = Node::open(&fleet_node(&certs, "nines-runtime", connect.clone()), dir.path()).unwrap();
+    let camera = Node::open(&fleet_node(&certs, "camera", connect.clone()), dir.path()).unwrap();
+    // No certificate of the fleet: the CA to check the vehicle, but nothing to show.
+    let mut stranger_net = fleet_node(&certs, "camera", connect);
+    stranger_net.node = "stranger".into();
+    let stranger = zenoh_without_client_certificate(&stranger_net, &certs);
+
+    let command = |speed: f32| AckermannDriveStamped {
+        drive: AckermannDrive { speed, ..AckermannDrive::default() },
+        ..AckermannDriveStamped::default()
+    };
+    let mut from_runtime = runtime.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap();
+    let mut from_camera = camera.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap();
+    let mut frames = camera.publisher::<CompressedImage>(topics::CAMERA_COMPRESSED).unwrap();
+    let mut from_stranger =
+        stranger.as_ref().map(|n| n.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (commands.lock().unwrap().is_empty() || images.load(Ordering::Relaxed) == 0)
+        && Instant::now() < deadline
+    {
+        from_runtime.put(&command(1.0)).unwrap();
+        from_camera.put(&command(66.0)).unwrap();
+        if let Some(p) = from_stranger.as_mut() {
+            p.put(&command(99.0)).unwrap();
+        }
+        frames.put(&CompressedImage::default()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A few more rounds now that everyone is connected.
+    for _ in 0..10 {
+        from_runtime.put(&command(1.0)).unwrap();
+        from_camera.put(&command(66.0)).unwrap();
+        if let Some(p) = from_stranger.as_mut() {
+            p.put(&command(99.0)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let heard = commands.lock().unwrap().clone();
+    assert!(images.load(Ordering::Relaxed) > 0, "the camera is connected and may publish frames");
+    assert!(heard.iter().filter(|&&s| s == 1.0).count() >= 10, "the runtime's commands arrive: {heard:?}");
+    assert!(!heard.contains(&66.0), "a fleet member other than the runtime cannot command: {heard:?}");
+    assert!(!heard.contains(&99.0), "a peer without a fleet certificate cannot command: {heard:?}");
+}
+
+/// A node that trusts the fleet CA but has no certificate of its own (it
+/// may fail to open at all, which is as good).
+fn zenoh_without_client_certificate(net: &NetworkConfig, certs: &Path) -> Option<Arc<Node>> {
+    let mut config = nines_onboard::zenoh_io::zenoh_config(
+        &NetworkConfig { tls: None, access_control: None, connect: vec![], ..net.clone() },
+        certs,
+    )
+    .unwrap();
+    let ca = certs.join("ca.pem").display().to_string();
+    config
+        .insert_json5("transport/link/tls/root_ca_certificate", &serde_json::json!(ca).to_string())
+        .unwrap();
+    config.insert_json5("connect/endpoints", &serde_json::json!(net.connect).to_string()).unwrap();
+    let session = zenoh::Wait::wait(zenoh::open(config)).ok()?;
+    Node::with_session(session, net).ok()
+}
