@@ -41,6 +41,12 @@ struct Args {
     /// Play a recorded source at its recorded rate instead of lockstep.
     #[arg(long)]
     realtime: bool,
+    /// With `--source zenoh`: run on the publisher's clock, one step per
+    /// message, instead of the wall clock (for `nines sim serve` in
+    /// lockstep). Without it a zenoh camera is treated as live: the control
+    /// loop ticks at the control rate and a stalled camera is stopped for.
+    #[arg(long)]
+    lockstep: bool,
     /// Print every command as a line of JSON on stdout.
     #[arg(long)]
     print: bool,
@@ -127,8 +133,9 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
         Some(node) => nines_onboard::zenoh_io::RuntimePublishers::declare(node)?.into_sink(sink),
         None => sink,
     };
+    let lockstep = if source_spec == "zenoh" { args.lockstep } else { !args.realtime };
     let options = RunOptions {
-        pacing: if args.realtime { Pacing::Realtime } else { Pacing::Lockstep },
+        pacing: if lockstep { Pacing::Lockstep } else { Pacing::Realtime },
         record: args.record.clone(),
     };
     let report = runtime::run(&config, source, &model, &options, controls, sink)?;

@@ -121,12 +121,16 @@ pub fn run(
     let mut pipeline = Pipeline::new(config, model, &camera, &mount)?;
     let provider = pipeline.inference().provider().to_owned();
     let digest = pipeline.inference().digest().to_owned();
+    let pacing = if source.live() { Pacing::Realtime } else { options.pacing };
     tracing::info!(
         "source {} ({}), provider {provider}",
         source.name(),
-        if source.live() { "live" } else { "recorded" }
+        match (source.live(), pacing) {
+            (true, _) => "live",
+            (false, Pacing::Lockstep) => "lockstep",
+            (false, Pacing::Realtime) => "real time",
+        }
     );
-    let pacing = if source.live() { Pacing::Realtime } else { options.pacing };
 
     let record_path =
         options.record.clone().or_else(|| config.recording.path.as_ref().map(|p| config.resolve(p)));

@@ -133,7 +133,7 @@ pub struct Node {
     session: zenoh::Session,
     domain: u32,
     zid: String,
-    node_id: u64,
+    nid: u64,
     namespace: String,
     name: String,
     next_id: AtomicU64,
@@ -176,7 +176,7 @@ impl Node {
             session,
             domain: net.domain_id,
             zid,
-            node_id: 0,
+            nid: 0,
             namespace: net.namespace.clone(),
             name: net.node.clone(),
             next_id: AtomicU64::new(1),
@@ -213,7 +213,7 @@ impl Node {
             "{LIVELINESS_PREFIX}/{}/{}/{}/{id}/{}/%/{}/{}/{}/{}/{hash}/{QOS_RELIABLE_DEPTH_10}",
             self.domain,
             self.zid,
-            self.node_id,
+            self.nid,
             kind.code(),
             mangle(&self.namespace),
             self.name,
@@ -292,7 +292,10 @@ pub struct RosPublisher<T> {
 
 impl<T> std::fmt::Debug for RosPublisher<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RosPublisher").field("key", &self.key).field("sequence", &self.sequence).finish()
+        f.debug_struct("RosPublisher")
+            .field("key", &self.key)
+            .field("sequence", &self.sequence)
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,7 +340,7 @@ pub struct RosSubscriber {
 
 impl std::fmt::Debug for RosSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RosSubscriber").field("key", &self.key).finish()
+        f.debug_struct("RosSubscriber").field("key", &self.key).finish_non_exhaustive()
     }
 }
 

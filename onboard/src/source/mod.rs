@@ -92,6 +92,18 @@ pub trait Source: Send {
 /// Opens `spec`: a `.mcap` file, or (with OpenCV) a video file, a V4L2
 /// device or a GStreamer pipeline.
 pub fn open(spec: &str, camera_topic: &str, fps: f64) -> Result<Box<dyn Source>> {
+    if spec == "zenoh" {
+        return Err(crate::OnboardError::Source {
+            source_name: spec.to_owned(),
+            detail: if cfg!(feature = "zenoh") {
+                "a zenoh camera is heard through a node: nines-onboard opens one from [zenoh]; \
+                 in code, build a source::zenoh::ZenohSource"
+                    .into()
+            } else {
+                "this nines-onboard was built without the `zenoh` feature; rebuild with default features".into()
+            },
+        });
+    }
     if std::path::Path::new(spec).extension().is_some_and(|e| e.eq_ignore_ascii_case("mcap")) {
         return Ok(Box::new(drive::DriveSource::open(std::path::Path::new(spec), camera_topic)?));
     }

@@ -42,7 +42,9 @@ Publishes /camera/front/image/compressed (or /camera/front/image with --raw) and
 Lockstep (default): after each camera frame the simulator waits for the command that answers it, so the run is the same however slow either side is. --realtime: steps at the wall clock with the newest command, and brakes when commands stop.
 
   nines sim serve --family curve --seed 3 &
-  nines-onboard --config configs/vehicle-sim.toml --source zenoh --model model.onnx
+  nines-onboard --config configs/vehicle-sim.toml --source zenoh --lockstep --model model.onnx
+
+(with --realtime here, leave out --lockstep there).
 
 The run's summary (failures, progress, when the runtime engaged) is printed as one line of JSON.";
 
@@ -194,7 +196,7 @@ impl NetworkDriver {
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 bail!(
-                    "no command answered the frame at {:.3} s within {:.1} s; is nines-onboard running with --source zenoh on the same network?",
+                    "no command answered the frame at {:.3} s within {:.1} s; is nines-onboard running with --source zenoh --lockstep on the same network?",
                     (frame_ns - stamp(0.0)) as f64 / 1e9,
                     self.timeout.as_secs_f64()
                 );
@@ -221,9 +223,11 @@ impl NetworkDriver {
             self.published += 1;
             answer_to = Some(stamp(t));
         }
-        let mut odom = Odometry::default();
-        odom.header = Header::new(now_ns, frames::MAP);
-        odom.child_frame_id = frames::BASE_LINK.into();
+        let mut odom = Odometry {
+            header: Header::new(now_ns, frames::MAP),
+            child_frame_id: frames::BASE_LINK.into(),
+            ..Odometry::default()
+        };
         odom.twist.twist.linear.x = o.speed_mps;
         self.odometry.put(&odom)?;
 
