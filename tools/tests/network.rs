@@ -164,14 +164,33 @@ fn summary(child: Child) -> serde_json::Value {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// One lockstep run: the simulator's summary, the runtime's report, and
+/// (frames, frames through shared memory) as a second subscriber in this
+/// process heard them from the simulator's process.
+fn lockstep_run(model: &Path) -> (serde_json::Value, runtime::RunReport, (usize, usize)) {
+    let port = free_port();
+    let sim = serve(port, &["--family", "straight", "--seed", "1", "--duration", "8"]);
+    let listener = Node::open(&client(port), Path::new(".")).unwrap();
+    let heard = Arc::new(Mutex::new((0, 0)));
+    let h = Arc::clone(&heard);
+    let _camera = listener
+        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, move |s| {
+            let mut h = h.lock().unwrap();
+            h.0 += 1;
+            h.1 += usize::from(s.payload().as_shm().is_some());
+        })
+        .unwrap();
+    let report = run_runtime(&client(port), model, Pacing::Lockstep, Box::new(|_| {}));
+    let summary = summary(sim);
+    let heard = *heard.lock().unwrap();
+    (summary, report, heard)
+}
+
 #[test]
 fn the_model_drives_a_scenario_to_its_end_over_zenoh_in_lockstep() {
     let dir = tempfile::tempdir().unwrap();
     let model = model(dir.path());
-    let port = free_port();
-    let sim = serve(port, &["--family", "straight", "--seed", "1", "--duration", "8"]);
-    let report = run_runtime(&client(port), &model, Pacing::Lockstep, Box::new(|_| {}));
-    let s = summary(sim);
+    let (s, report, (heard, via_shm)) = lockstep_run(&model);
     assert!((s["duration_s"].as_f64().unwrap() - 8.0).abs() < 0.06, "ran to its end: {s}");
     // 10 Hz; the frame rendered at the last step is never seen by a driver.
     assert_eq!(s["frames_published"], 79, "{s}");
@@ -183,6 +202,18 @@ fn the_model_drives_a_scenario_to_its_end_over_zenoh_in_lockstep() {
     assert_eq!(report.frames, 79, "every frame reached the model");
     let last = report.events.last().unwrap();
     assert_eq!(last.category, "source_lost", "the simulator leaving ends the run: {last:?}");
+    // The JPEG frames crossed from the simulator's process through zenoh's
+    // shared memory (this subscriber may join a few frames late).
+    assert!(heard >= 40, "{heard} frames heard");
+    assert_eq!(via_shm, heard, "every frame through shared memory");
+
+    // Lockstep: the same run again gives the same drive, whatever the timing.
+    let (again, _, _) = lockstep_run(&model);
+    let strip = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("wall_s");
+        v
+    };
+    assert_eq!(strip(again), strip(s), "lockstep runs are reproducible");
 }
 
 #[test]

@@ -100,7 +100,8 @@ pub fn open(spec: &str, camera_topic: &str, fps: f64) -> Result<Box<dyn Source>>
                  in code, build a source::zenoh::ZenohSource"
                     .into()
             } else {
-                "this nines-onboard was built without the `zenoh` feature; rebuild with default features".into()
+                "this nines-onboard was built without the `zenoh` feature; rebuild with default features"
+                    .into()
             },
         });
     }
