@@ -167,11 +167,7 @@ impl Node {
             mangle(&net.namespace),
             net.node
         );
-        let token = session
-            .liveliness()
-            .declare_token(node_key.as_str())
-            .wait()
-            .map_err(|e| net_error(&format!("declaring the node token {node_key}"), e))?;
+        let token = declare_token(&session, &node_key)?;
         Ok(Arc::new(Self {
             session,
             domain: net.domain_id,
@@ -231,12 +227,7 @@ impl Node {
             .declare_publisher(key.clone())
             .wait()
             .map_err(|e| net_error(&format!("declaring a publisher on {key}"), e))?;
-        let token = self
-            .session
-            .liveliness()
-            .declare_token(token_key.as_str())
-            .wait()
-            .map_err(|e| net_error(&format!("declaring {token_key}"), e))?;
+        let token = declare_token(&self.session, &token_key)?;
         Ok(RosPublisher {
             publisher,
             gid: gid_of(&token_key),
@@ -262,21 +253,29 @@ impl Node {
             .callback(callback)
             .wait()
             .map_err(|e| net_error(&format!("subscribing to {key}"), e))?;
-        let token = self
-            .session
-            .liveliness()
-            .declare_token(token_key.as_str())
-            .wait()
-            .map_err(|e| net_error(&format!("declaring {token_key}"), e))?;
+        let token = declare_token(&self.session, &token_key)?;
         Ok(RosSubscriber { key, _subscriber: subscriber, _token: token })
     }
 
-    /// The liveliness key expression matching every publisher of `topic`
-    /// on this domain (any node, type and QoS).
+    /// The liveliness key expression matching every publisher (or
+    /// subscription) of `topic` on this domain: any node, type and QoS.
     #[must_use]
-    pub fn publishers_of(&self, topic: &str) -> String {
-        format!("{LIVELINESS_PREFIX}/{}/*/*/*/MP/*/*/*/{}/**", self.domain, mangle(&self.full_topic(topic)))
+    pub fn liveliness_of(&self, kind: EntityKind, topic: &str) -> String {
+        format!(
+            "{LIVELINESS_PREFIX}/{}/*/*/*/{}/*/*/*/{}/**",
+            self.domain,
+            kind.code(),
+            mangle(&self.full_topic(topic))
+        )
     }
+}
+
+fn declare_token(session: &zenoh::Session, key: &str) -> Result<LivelinessToken> {
+    session
+        .liveliness()
+        .declare_token(key)
+        .wait()
+        .map_err(|e| net_error(&format!("declaring the liveliness token {key}"), e))
 }
 
 /// A publisher of one message type, as rmw_zenoh's.

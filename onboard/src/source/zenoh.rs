@@ -23,7 +23,7 @@ use zenoh::sample::{Sample, SampleKind};
 
 use super::{Item, Pacing, Source};
 use crate::recorder::Record;
-use crate::zenoh_io::{Node, RosSubscriber, decode};
+use crate::zenoh_io::{EntityKind, Node, RosSubscriber, decode};
 use crate::{OnboardError, Result};
 
 enum Heard {
@@ -102,7 +102,7 @@ impl Source for ZenohSource {
     fn run(&mut self, pacing: Pacing, push: &mut dyn FnMut(Item) -> bool) -> Result<()> {
         let (tx, rx) = sync_channel::<Heard>(16);
         let _subscribers = self.subscribe(&tx)?;
-        let camera_key = self.node.publishers_of(&self.camera_topic);
+        let camera_key = self.node.liveliness_of(EntityKind::Publisher, &self.camera_topic);
         let left = tx.clone();
         let _liveliness = self
             .node

@@ -29,7 +29,7 @@ use nines_datasets::msg::{
 };
 use nines_datasets::topics::{self, frames};
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::zenoh_io::{Node, RosPublisher, RosSubscriber, decode};
+use nines_onboard::zenoh_io::{EntityKind, Node, RosPublisher, RosSubscriber, decode};
 use nines_sim::events::{Category, SimEvent};
 use nines_sim::record::{Driver, Observation, RecordOptions, simulate, stamp};
 use nines_sim::render::camera::CameraConfig;
@@ -401,12 +401,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 
 /// Waits until some node subscribes to `topic` (its liveliness token appears).
 fn wait_for_subscriber(node: &Node, topic: &str, timeout: Duration) -> anyhow::Result<()> {
-    let key = format!(
-        "{}/{}/*/*/*/MS/*/*/*/{}/**",
-        nines_onboard::zenoh_io::LIVELINESS_PREFIX,
-        node.domain(),
-        nines_onboard::zenoh_io::mangle(topic)
-    );
+    let key = node.liveliness_of(EntityKind::Subscription, topic);
     let seen = Arc::new(AtomicU64::new(0));
     let s = Arc::clone(&seen);
     let _watch = zenoh::Wait::wait(
