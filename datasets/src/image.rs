@@ -38,6 +38,9 @@ pub fn decode_raw(msg: &Image, source: &str) -> Result<RgbImage> {
         }
     };
     let step = msg.step as usize;
+    if w == 0 || h == 0 {
+        return Err(bad("width/height", format!("{w}x{h} has no pixels")));
+    }
     if step < w * channels || msg.data.len() < step * h {
         return Err(bad("data", format!("{} bytes for {w}x{h} with step {step}", msg.data.len())));
     }
@@ -91,6 +94,16 @@ pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::msg::Header;
+
+    #[test]
+    fn empty_raw_images_are_errors_not_panics() {
+        let empty =
+            |width, height, step| Image { width, height, step, encoding: "rgb8".into(), ..Image::default() };
+        for (w, h, step) in [(0, 0, 0), (0, 4, 0), (4, 0, 12)] {
+            let err = decode_raw(&empty(w, h, step), "/camera").unwrap_err().to_string();
+            assert!(err.contains("no pixels"), "{err}");
+        }
+    }
 
     #[test]
     fn raw_bgr_and_jpeg_decode_to_rgb() {

@@ -37,8 +37,9 @@ pub struct Config {
     #[serde(default)]
     pub recording: RecordingConfig,
     /// The robot's network (zenoh, as ROS 2's rmw_zenoh speaks it): when
-    /// present, every command, diagnostic, model output and event is
-    /// published on it, and `--source zenoh` reads the camera from it.
+    /// present, a zenoh or live camera source publishes every command,
+    /// diagnostic, model output and event on it (a replay only with
+    /// `--publish`), and `--source zenoh` reads the camera from it.
     #[serde(default)]
     pub zenoh: Option<NetworkConfig>,
     /// Folder relative paths in the file are resolved against (set on load).

@@ -22,6 +22,7 @@ use nines_onboard::source::{self, Pacing};
 /// Type `engage` on stdin to ask for re-engagement after a controlled stop.
 #[derive(Debug, Parser)]
 #[command(name = "nines-onboard", version)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line switches")]
 struct Args {
     /// Vehicle configuration (TOML), e.g. configs/vehicle-sim.toml.
     #[arg(long)]
@@ -41,12 +42,17 @@ struct Args {
     /// Play a recorded source at its recorded rate instead of lockstep.
     #[arg(long)]
     realtime: bool,
-    /// With `--source zenoh`: run on the publisher's clock, one step per
-    /// message, instead of the wall clock (for `nines sim serve` in
-    /// lockstep). Without it a zenoh camera is treated as live: the control
-    /// loop ticks at the control rate and a stalled camera is stopped for.
+    /// With `--source zenoh`: step once per message on the publisher's
+    /// clock (for `nines sim serve` in lockstep). Without it the control
+    /// loop runs on the wall clock at the control rate, so a stalled camera
+    /// trips the frame-age check.
     #[arg(long)]
     lockstep: bool,
+    /// Publish on zenoh ([zenoh]) even when replaying a drive or a video
+    /// file. By default only a zenoh or live camera source publishes, so a
+    /// replay on a robot never sends recorded decisions to its actuators.
+    #[arg(long)]
+    publish: bool,
     /// Print every command as a line of JSON on stdout.
     #[arg(long)]
     print: bool,
@@ -70,40 +76,70 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "zenoh")]
+type NetworkNode = Option<Arc<nines_onboard::zenoh_io::Node>>;
+#[cfg(not(feature = "zenoh"))]
+type NetworkNode = ();
+
+/// The frame source, and the zenoh node when the runtime joins the network:
+/// with `--source zenoh`, or with `[zenoh]` and a live camera (or `--publish`).
+#[cfg(feature = "zenoh")]
+fn open_source(
+    config: &Config,
+    spec: &str,
+    publish: bool,
+) -> nines_onboard::Result<(Box<dyn source::Source>, NetworkNode)> {
+    use nines_onboard::zenoh_io::Node;
+    if spec == "zenoh" {
+        let net = config.zenoh.clone().unwrap_or_default();
+        let node = Node::open(&net, &config.base_dir)?;
+        let source =
+            source::zenoh::ZenohSource::new(Arc::clone(&node), &config.camera.topic, &net.odometry_topic);
+        return Ok((Box::new(source), Some(node)));
+    }
+    let source = source::open(spec, &config.camera.topic, config.camera.fps)?;
+    let node = match &config.zenoh {
+        Some(net) if publish || source.live() => Some(Node::open(net, &config.base_dir)?),
+        _ => None,
+    };
+    Ok((source, node))
+}
+
+#[cfg(not(feature = "zenoh"))]
+fn open_source(
+    config: &Config,
+    spec: &str,
+    _publish: bool,
+) -> nines_onboard::Result<(Box<dyn source::Source>, NetworkNode)> {
+    Ok((source::open(spec, &config.camera.topic, config.camera.fps)?, ()))
+}
+
 fn run(args: &Args) -> nines_onboard::Result<()> {
     let config = Config::load(&args.config)?;
-    let source_spec = args.source.clone().or_else(|| config.camera.source.clone()).ok_or_else(|| {
-        nines_onboard::OnboardError::Config {
-            path: args.config.clone(),
-            detail: "no source: set camera.source or pass --source".into(),
-        }
-    })?;
-    let model =
-        args.model.clone().or_else(|| config.model.path.as_ref().map(|p| config.resolve(p))).ok_or_else(
-            || nines_onboard::OnboardError::Config {
-                path: args.config.clone(),
-                detail: "no model: set model.path or pass --model".into(),
-            },
-        )?;
-    // With [zenoh] (or a zenoh source) the runtime joins the network as an
-    // rmw_zenoh node and publishes everything it decides there.
-    #[cfg(feature = "zenoh")]
-    let node = (config.zenoh.is_some() || source_spec == "zenoh")
-        .then(|| {
-            nines_onboard::zenoh_io::Node::open(&config.zenoh.clone().unwrap_or_default(), &config.base_dir)
-        })
-        .transpose()?;
-    #[cfg(feature = "zenoh")]
-    let source: Box<dyn source::Source> = match &node {
-        Some(node) if source_spec == "zenoh" => {
-            let odometry =
-                config.zenoh.as_ref().map_or(nines_datasets::topics::ODOMETRY, |z| &z.odometry_topic);
-            Box::new(source::zenoh::ZenohSource::new(Arc::clone(node), &config.camera.topic, odometry))
-        }
-        _ => source::open(&source_spec, &config.camera.topic, config.camera.fps)?,
+    let usage = |detail: &str| nines_onboard::OnboardError::Config {
+        path: args.config.clone(),
+        detail: detail.into(),
     };
-    #[cfg(not(feature = "zenoh"))]
-    let source = source::open(&source_spec, &config.camera.topic, config.camera.fps)?;
+    let source_spec = args
+        .source
+        .clone()
+        .or_else(|| config.camera.source.clone())
+        .ok_or_else(|| usage("no source: set camera.source or pass --source"))?;
+    let model = args
+        .model
+        .clone()
+        .or_else(|| config.model.path.as_ref().map(|p| config.resolve(p)))
+        .ok_or_else(|| usage("no model: set model.path or pass --model"))?;
+    let zenoh_source = source_spec == "zenoh";
+    if args.lockstep && !zenoh_source {
+        return Err(usage("--lockstep is for --source zenoh; recorded sources run in lockstep by default"));
+    }
+    if args.realtime && zenoh_source {
+        return Err(usage(
+            "--realtime is for recorded sources; a zenoh source runs on the wall clock unless --lockstep",
+        ));
+    }
+    let (source, node) = open_source(&config, &source_spec, args.publish)?;
     let controls = Arc::new(Controls::default());
     {
         let controls = Arc::clone(&controls);
@@ -133,7 +169,9 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
         Some(node) => nines_onboard::zenoh_io::RuntimePublishers::declare(node)?.into_sink(sink),
         None => sink,
     };
-    let lockstep = if source_spec == "zenoh" { args.lockstep } else { !args.realtime };
+    #[cfg(not(feature = "zenoh"))]
+    let () = node;
+    let lockstep = if zenoh_source { args.lockstep } else { !args.realtime };
     let options = RunOptions {
         pacing: if lockstep { Pacing::Lockstep } else { Pacing::Realtime },
         record: args.record.clone(),

@@ -224,7 +224,15 @@ fn capture(
             },
         }
     };
-    let result = source.run(pacing, &mut push);
+    // A source that panics (a bug, or data nobody foresaw) still ends the
+    // run with the controlled stop: the control thread must hear of it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.run(pacing, &mut push)))
+        .unwrap_or_else(|_| {
+            Err(OnboardError::Source {
+                source_name: source.name().to_owned(),
+                detail: "the source panicked (see the log); stopping".into(),
+            })
+        });
     let fault = if result.is_ok() { Fault::SourceEnded } else { Fault::SourceLost };
     lock(slot).ended = Some(fault);
     slot.ready.notify_one();

@@ -6,11 +6,15 @@
 //! ends, as lost, when the camera's publisher leaves the network (its
 //! liveliness token goes: the process ended or its link closed), so the
 //! runtime commands its controlled stop at once instead of waiting for the
-//! frame-age limit; a camera that stalls without leaving is the frame-age
-//! check's job. In lockstep the source also gives up after `stall_timeout`
+//! frame-age limit. Only publishers that have sent frames count (matched by
+//! the GID in their attachments), so a listener or a test publisher coming
+//! and going does not end the run. A camera that stalls without leaving is
+//! the frame-age check's job. In lockstep the source also gives up after
+//! `stall_timeout` (10 s, as long as `nines sim serve` waits for an answer)
 //! with no message once frames have started, since nothing else would wake
 //! the control thread.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
@@ -23,7 +27,7 @@ use zenoh::sample::{Sample, SampleKind};
 
 use super::{Item, Pacing, Source};
 use crate::recorder::Record;
-use crate::zenoh_io::{EntityKind, Node, RosSubscriber, decode};
+use crate::zenoh_io::{EntityKind, Node, RosSubscriber, attachment, decode, gid_of};
 use crate::{OnboardError, Result};
 
 enum Heard {
@@ -52,7 +56,7 @@ impl ZenohSource {
             node,
             camera_topic: camera_topic.to_owned(),
             odometry_topic: odometry_topic.to_owned(),
-            stall_timeout: Duration::from_secs(3),
+            stall_timeout: Duration::from_secs(10),
         }
     }
 
@@ -79,6 +83,50 @@ impl ZenohSource {
             self.node.subscribe(&self.camera_topic, Image::TYPE_NAME, forward(Heard::Raw))?,
             self.node.subscribe(&self.odometry_topic, Odometry::TYPE_NAME, forward(Heard::Odometry))?,
         ])
+    }
+
+    /// Pushes a camera sample as a frame (and a record of it). An
+    /// undecodable message still counts as a frame that came: a bad one,
+    /// at the last good stamp.
+    fn frame(
+        &self,
+        sample: &Sample,
+        raw: bool,
+        last_stamp: &mut u64,
+        senders: &mut HashSet<[u8; 16]>,
+        push: &mut dyn FnMut(Item) -> bool,
+    ) -> bool {
+        senders.extend(attachment(sample).map(|a| a.gid));
+        let decoded = if raw {
+            decode::<Image>(sample).map(|msg| {
+                let stamp = msg.header.stamp.as_nanos();
+                let frame =
+                    super::drive::frame(stamp, nines_datasets::image::decode_raw(&msg, &self.name).ok());
+                let record = frame.ok().then(|| Record::Rgb {
+                    stamp_ns: stamp,
+                    width: frame.width,
+                    height: frame.height,
+                    rgb: frame.rgb.clone(),
+                });
+                (record, frame)
+            })
+        } else {
+            decode::<CompressedImage>(sample).map(|msg| {
+                let stamp = msg.header.stamp.as_nanos();
+                let rgb = nines_datasets::image::decode_compressed(&msg, &self.name).ok();
+                (Some(Record::Image(stamp, msg)), super::drive::frame(stamp, rgb))
+            })
+        };
+        match decoded {
+            Ok((record, frame)) => {
+                *last_stamp = frame.stamp_ns;
+                record.is_none_or(|r| push(Item::Record(r))) && push(Item::Frame(frame))
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                push(Item::Frame(super::drive::frame(*last_stamp, None)))
+            }
+        }
     }
 
     fn error(&self, detail: String) -> OnboardError {
@@ -122,6 +170,7 @@ impl Source for ZenohSource {
         let mut started = false;
         // Undecodable messages become bad frames at the last good stamp.
         let mut last_stamp = 0u64;
+        let mut senders = HashSet::new();
         loop {
             let heard = if started && pacing == Pacing::Lockstep {
                 match rx.recv_timeout(self.stall_timeout) {
@@ -141,8 +190,13 @@ impl Source for ZenohSource {
                 }
             };
             let keep_going = match heard {
+                // Only publishers that sent frames count (their GIDs came in
+                // the frames' attachments); the source is lost when the last goes.
                 Heard::CameraLeft(key) => {
-                    return Err(self.error(format!("the camera's publisher left the network ({key})")));
+                    if senders.remove(&gid_of(&key)) && senders.is_empty() {
+                        return Err(self.error(format!("the camera's publisher left the network ({key})")));
+                    }
+                    true
                 }
                 Heard::Odometry(s) => match decode::<Odometry>(&s) {
                     Ok(odom) => {
@@ -158,35 +212,11 @@ impl Source for ZenohSource {
                 },
                 Heard::Compressed(s) => {
                     started = true;
-                    match decode::<CompressedImage>(&s) {
-                        Ok(msg) => {
-                            let stamp = msg.header.stamp.as_nanos();
-                            last_stamp = stamp;
-                            let rgb = nines_datasets::image::decode_compressed(&msg, &self.name).ok();
-                            push(Item::Record(Record::Image(stamp, msg)))
-                                && push(Item::Frame(super::drive::frame(stamp, rgb)))
-                        }
-                        // An undecodable message still counts as a frame that came (a bad one).
-                        Err(e) => {
-                            tracing::warn!("{e}");
-                            push(Item::Frame(super::drive::frame(last_stamp, None)))
-                        }
-                    }
+                    self.frame(&s, false, &mut last_stamp, &mut senders, push)
                 }
                 Heard::Raw(s) => {
                     started = true;
-                    match decode::<Image>(&s) {
-                        Ok(msg) => {
-                            let stamp = msg.header.stamp.as_nanos();
-                            last_stamp = stamp;
-                            let rgb = nines_datasets::image::decode_raw(&msg, &self.name).ok();
-                            push(Item::Frame(super::drive::frame(stamp, rgb)))
-                        }
-                        Err(e) => {
-                            tracing::warn!("{e}");
-                            push(Item::Frame(super::drive::frame(last_stamp, None)))
-                        }
-                    }
+                    self.frame(&s, true, &mut last_stamp, &mut senders, push)
                 }
             };
             if !keep_going {

@@ -7,8 +7,11 @@
 //! and addresses given with `--host` (localhost and 127.0.0.1 always), used
 //! for both sides of mutual TLS. `access-control.json5` is the
 //! `access_control` object of a zenoh config: by default nothing is allowed;
-//! fleet members may do everything except that only the runtime's
-//! certificate may put on `*/control/command/**`.
+//! fleet members may subscribe, query and take part in the ROS graph; the
+//! runtime may publish anywhere, the others only on sensor topics.
+//!
+//! The folder holds every key: hand each node only `ca.pem`, its own
+//! `<name>.pem`/`<name>.key` and the policy, and keep `ca.key` offline.
 
 use std::path::{Path, PathBuf};
 
@@ -23,9 +26,6 @@ use rcgen::{
 /// The access-control file `nines certs` writes next to the certificates.
 pub const ACCESS_CONTROL_FILE: &str = "access-control.json5";
 
-/// The key expression of commands on every ROS domain.
-pub const COMMAND_KEYS: &str = "*/control/command/**";
-
 /// `nines certs` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct CertsArgs {
@@ -38,6 +38,10 @@ pub struct CertsArgs {
     /// Other fleet members (cameras, the simulator, tools), repeatable.
     #[arg(long = "node", default_values_t = ["sim".to_string(), "camera".to_string()])]
     pub nodes: Vec<String>,
+    /// Topics (first name chunk) the other nodes may publish on: `camera`
+    /// allows /camera/..., on any ROS domain. The runtime may publish anywhere.
+    #[arg(long, value_delimiter = ',', default_value = "camera,vehicle,tf,tf_static,diagnostics,sim")]
+    pub others_publish: Vec<String>,
     /// Host names or addresses the nodes are reached at, besides localhost and 127.0.0.1.
     #[arg(long = "host")]
     pub hosts: Vec<String>,
@@ -62,25 +66,37 @@ fn write(path: &Path, text: &str, secret: bool, force: bool) -> anyhow::Result<(
     if path.exists() && !force {
         bail!("{} exists; pass --force to replace the fleet's files", path.display());
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    if path.exists() {
+        std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Secret keys are private from the moment they exist.
     #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("making {} private", path.display()))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secret { 0o600 } else { 0o644 });
     }
     #[cfg(not(unix))]
     let _ = secret;
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
-/// The access-control policy: fleet members may do everything, only
-/// `runtime` may put or delete on the command keys.
+/// The access-control policy. Nothing is allowed by default. Every fleet
+/// member may declare and query anything (subscriptions, queryables and
+/// rmw_zenoh's `@ros2_lv` liveliness graph, which `**` does not reach); the
+/// runtime may put and delete anywhere; the others only on the topics in
+/// `publish` (`camera` allows `*/camera/**`, on any ROS domain).
+///
+/// An allow-list, not a deny rule on the command keys: zenoh denies a put
+/// only when a deny rule's key includes the put's key, so a wildcard put
+/// (`**`, `0/control/**`) would slip past a deny on `*/control/command/**`.
 #[must_use]
-pub fn access_control(runtime: &str, others: &[String]) -> String {
-    let everything = [
-        "put",
-        "delete",
+pub fn access_control(runtime: &str, others: &[String], publish: &[String]) -> String {
+    let graph = [
         "declare_subscriber",
         "query",
         "reply",
@@ -89,23 +105,29 @@ pub fn access_control(runtime: &str, others: &[String]) -> String {
         "liveliness_query",
         "declare_liveliness_subscriber",
     ];
+    let everywhere = ["**", "@ros2_lv/**"];
+    let allowed: Vec<String> = publish.iter().map(|t| format!("*/{}/**", t.trim_matches('/'))).collect();
     let mut subjects = vec![serde_json::json!({"id": "runtime", "cert_common_names": [runtime]})];
     let mut fleet = vec!["runtime"];
-    let mut policies = Vec::new();
+    let mut policies = vec![
+        serde_json::json!({"id": "runtime-publishes", "rules": ["publish-anything"], "subjects": ["runtime"]}),
+    ];
     if !others.is_empty() {
         subjects.push(serde_json::json!({"id": "others", "cert_common_names": others}));
         fleet.push("others");
         policies.push(
-            serde_json::json!({"id": "no-commands", "rules": ["deny-commands"], "subjects": ["others"]}),
+            serde_json::json!({"id": "others-publish", "rules": ["publish-sensors"], "subjects": ["others"]}),
         );
     }
-    policies.insert(0, serde_json::json!({"id": "fleet", "rules": ["fleet"], "subjects": fleet}));
+    policies.insert(0, serde_json::json!({"id": "fleet", "rules": ["graph", "send"], "subjects": fleet}));
     let policy = serde_json::json!({
         "enabled": true,
         "default_permission": "deny",
         "rules": [
-            {"id": "fleet", "messages": everything, "flows": ["ingress", "egress"], "permission": "allow", "key_exprs": ["**"]},
-            {"id": "deny-commands", "messages": ["put", "delete"], "flows": ["ingress"], "permission": "deny", "key_exprs": [COMMAND_KEYS]},
+            {"id": "graph", "messages": graph, "flows": ["ingress", "egress"], "permission": "allow", "key_exprs": everywhere},
+            {"id": "send", "messages": ["put", "delete"], "flows": ["egress"], "permission": "allow", "key_exprs": everywhere},
+            {"id": "publish-anything", "messages": ["put", "delete"], "flows": ["ingress"], "permission": "allow", "key_exprs": everywhere},
+            {"id": "publish-sensors", "messages": ["put", "delete"], "flows": ["ingress"], "permission": "allow", "key_exprs": allowed},
         ],
         "subjects": subjects,
         "policies": policies,
@@ -113,7 +135,8 @@ pub fn access_control(runtime: &str, others: &[String]) -> String {
     let text = serde_json::to_string_pretty(&policy).unwrap_or_default();
     format!(
         "// zenoh access control for the fleet, written by `nines certs`: only {runtime} may publish\n\
-         // commands ({COMMAND_KEYS}); set it as [zenoh] access_control in vehicle.toml.\n{text}\n"
+         // commands; the others publish only on {}. Set it as [zenoh] access_control.\n{text}\n",
+        publish.join(", ")
     )
 }
 
@@ -168,12 +191,12 @@ pub fn certs(args: &CertsArgs) -> anyhow::Result<()> {
     }
     write(
         &args.out.join(ACCESS_CONTROL_FILE),
-        &access_control(&args.runtime, &args.nodes),
+        &access_control(&args.runtime, &args.nodes, &args.others_publish),
         false,
         args.force,
     )?;
     println!(
-        "fleet CA and certificates for {} (+ {}) in {}, valid {} days; only {} may publish commands ({})",
+        "fleet CA and certificates for {} (+ {}) in {}, valid {} days; only {} may publish commands ({}); give each node ca.pem, its own pair and the policy, and keep ca.key offline",
         args.runtime,
         args.nodes.join(", "),
         args.out.display(),

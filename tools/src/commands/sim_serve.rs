@@ -17,7 +17,6 @@
 //! eval`. The run's summary is printed as one line of JSON on stdout.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use nines_datasets::msg::{
 };
 use nines_datasets::topics::{self, frames};
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::zenoh_io::{EntityKind, Node, RosPublisher, RosSubscriber, decode};
+use nines_onboard::zenoh_io::{Node, RosPublisher, RosSubscriber, decode, mangle};
 use nines_sim::events::{Category, SimEvent};
 use nines_sim::record::{Driver, Observation, RecordOptions, simulate, stamp};
 use nines_sim::render::camera::CameraConfig;
@@ -41,7 +40,7 @@ Publishes /camera/front/image/compressed (or /camera/front/image with --raw) and
 
 Lockstep (default): after each camera frame the simulator waits for the command that answers it, so the run is the same however slow either side is. --realtime: steps at the wall clock with the newest command, and brakes when commands stop.
 
-  nines sim serve --family curve --seed 3 &
+  nines sim serve --family curves --seed 3 &
   nines-onboard --config configs/vehicle-sim.toml --source zenoh --lockstep --model model.onnx
 
 (with --realtime here, leave out --lockstep there).
@@ -91,9 +90,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "sim")]
     pub cert_name: String,
     /// Seconds to wait for the runtime's answer (lockstep) or before braking
-    /// on a stale command (real time).
-    #[arg(long, default_value_t = 10.0)]
-    pub command_timeout: f64,
+    /// on a stale command (real time) [default: 10 in lockstep, 0.5 in real time].
+    #[arg(long)]
+    pub command_timeout: Option<f64>,
     /// Seconds to wait for a runtime to subscribe to the camera before starting.
     #[arg(long, default_value_t = 60.0)]
     pub wait: f64,
@@ -188,10 +187,18 @@ impl NetworkDriver {
         let deadline = Instant::now() + self.timeout;
         let mut heard = lock(&self.shared);
         loop {
-            if let Some((t, drive, _)) = &heard.command
-                && *t >= frame_ns
-            {
-                return Ok(*drive);
+            // A runtime in lockstep stamps its answer with the frame's own
+            // stamp; anything later means it runs on another clock.
+            match &heard.command {
+                Some((t, drive, _)) if *t == frame_ns => return Ok(*drive),
+                Some((t, ..)) if *t > frame_ns => bail!(
+                    "a command stamped {:.3} s came instead of the answer to the frame at {:.3} s: \
+                     the runtime is not in lockstep (run nines-onboard with --source zenoh --lockstep, \
+                     or this simulator with --realtime)",
+                    (t - stamp(0.0)) as f64 / 1e9,
+                    (frame_ns - stamp(0.0)) as f64 / 1e9,
+                ),
+                _ => {}
             }
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
@@ -331,6 +338,13 @@ fn listen(node: &Node, shared: &Arc<Shared>) -> anyhow::Result<Vec<RosSubscriber
 
 /// Runs `nines sim serve`.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let seconds = |flag: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| anyhow::anyhow!("{flag} {v}: give a number of seconds >= 0"))
+    };
+    let timeout =
+        seconds("--command-timeout", args.command_timeout.unwrap_or(if args.realtime { 0.5 } else { 10.0 }))?;
+    let wait = seconds("--wait", args.wait)?;
     let scenario = nines_sim::family(&args.family)?.draw(&args.family, args.seed);
     let net = network(args);
     let node = Node::open(&net, std::path::Path::new("."))?;
@@ -342,7 +356,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         Publisher::Compressed(node.publisher(topics::CAMERA_COMPRESSED)?)
     };
     let camera_topic = if args.raw { topics::CAMERA_RAW } else { topics::CAMERA_COMPRESSED };
-    wait_for_subscriber(&node, camera_topic, Duration::from_secs_f64(args.wait))?;
+    wait_for_driver(&node, camera_topic, wait)?;
     eprintln!(
         "serving {} seed {} on {:?} ({}), camera on {camera_topic}",
         args.family,
@@ -355,7 +369,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         odometry: node.publisher(topics::ODOMETRY)?,
         shared,
         realtime: args.realtime,
-        timeout: Duration::from_secs_f64(if args.realtime { 0.5 } else { args.command_timeout }),
+        timeout,
         jpeg_quality: 90,
         start: Instant::now(),
         last_frame_s: None,
@@ -399,30 +413,55 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until some node subscribes to `topic` (its liveliness token appears).
-fn wait_for_subscriber(node: &Node, topic: &str, timeout: Duration) -> anyhow::Result<()> {
-    let key = node.liveliness_of(EntityKind::Subscription, topic);
-    let seen = Arc::new(AtomicU64::new(0));
-    let s = Arc::clone(&seen);
+/// Waits for a driver: one node (one session's node id) that both
+/// subscribes to the camera `topic` and publishes /control/command, as the
+/// runtime does once its model is loaded (its publishers are declared
+/// before its camera subscription). A bare listener on the camera, such as
+/// `ros2 topic echo`, does not start the run.
+fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Result<()> {
+    let key = format!("{}/{}/**", nines_onboard::zenoh_io::LIVELINESS_PREFIX, node.domain());
+    let tokens = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let t = Arc::clone(&tokens);
     let _watch = zenoh::Wait::wait(
         node.session().liveliness().declare_subscriber(key.as_str()).history(true).callback(
             move |sample: zenoh::sample::Sample| {
+                let mut t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if sample.kind() == zenoh::sample::SampleKind::Put {
-                    s.fetch_add(1, Ordering::Relaxed);
+                    t.insert(sample.key_expr().to_string());
+                } else {
+                    t.remove(sample.key_expr().as_str());
                 }
             },
         ),
     )
     .map_err(|e| anyhow::anyhow!("watching {key}: {e}"))?;
+    let (camera, command) = (mangle(topic), mangle(topics::COMMAND));
+    // Fields of a token: @ros2_lv/domain/zid/nid/id/kind/enclave/namespace/node/topic/...
+    let entities = |kind: &str, topic: &str| -> std::collections::HashSet<(String, String)> {
+        let t = tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.iter()
+            .map(|k| k.split('/').collect::<Vec<_>>())
+            .filter(|f| f.len() > 9 && f[5] == kind && f[9] == topic)
+            .map(|f| (f[2].to_owned(), f[3].to_owned()))
+            .collect()
+    };
     let deadline = Instant::now() + timeout;
-    eprintln!("waiting for a subscriber to {topic} (e.g. nines-onboard --source zenoh)");
-    while seen.load(Ordering::Relaxed) == 0 {
+    eprintln!(
+        "waiting for a driver: a node subscribed to {topic} that publishes {} (nines-onboard --source zenoh)",
+        topics::COMMAND
+    );
+    while entities("MS", &camera).is_disjoint(&entities("MP", &command)) {
         if Instant::now() > deadline {
-            bail!("nobody subscribed to {topic} within {:.0} s (--wait)", timeout.as_secs_f64());
+            bail!(
+                "no node subscribed to {topic} and publishing {} within {:.0} s (--wait)",
+                topics::COMMAND,
+                timeout.as_secs_f64()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Let the subscriber's declaration settle so the first frame is not lost.
-    std::thread::sleep(Duration::from_millis(100));
+    // The token follows the subscription it announces; give the
+    // subscription's declaration a moment to settle on every route.
+    std::thread::sleep(Duration::from_millis(50));
     Ok(())
 }
