@@ -4,14 +4,15 @@
 //! only the vehicle can know; unknown keys are refused with the file and the
 //! key, so a typo never silently falls back to a default.
 
+mod camera;
+mod network;
+
 use std::path::{Path, PathBuf};
 
-use nalgebra::{Rotation3, Translation3, UnitQuaternion, Vector3};
-use nines_datasets::calib::CameraModel;
-use nines_datasets::geometry::Iso3;
-use nines_datasets::msg::CameraInfo;
 use serde::Deserialize;
 
+pub use self::camera::{Calibration, CameraConfig, Mounting};
+pub use self::network::{NetworkConfig, TlsConfig};
 use crate::{OnboardError, Result};
 
 /// The whole configuration.
@@ -70,76 +71,6 @@ pub struct VehicleConfig {
     /// Fastest the controller ever asks for, m/s.
     #[serde(default = "default_max_speed")]
     pub max_speed_mps: f64,
-}
-
-/// `[camera]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraConfig {
-    /// Where frames come from: an MCAP drive (`*.mcap`), a video file, a
-    /// V4L2 device (`/dev/video0` or `v4l2:0`) or a GStreamer pipeline
-    /// (`gst:... ! appsink`). `--source` overrides it.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// Image topic of an MCAP source (CompressedImage or Image).
-    #[serde(default = "default_camera_topic")]
-    pub topic: String,
-    /// Capture rate of a live camera, Hz (also the expected frame rate).
-    #[serde(default = "default_fps")]
-    pub fps: f64,
-    /// Intrinsics; for an MCAP source, the drive's CameraInfo wins when present.
-    #[serde(default)]
-    pub calibration: Option<Calibration>,
-    /// Pose of the optical frame on base_link; for an MCAP source, the
-    /// drive's /tf_static wins when present.
-    #[serde(default)]
-    pub mounting: Option<Mounting>,
-}
-
-/// `[camera.calibration]`: a CameraInfo in TOML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Calibration {
-    /// Columns.
-    pub width: u32,
-    /// Rows.
-    pub height: u32,
-    /// Focal length x, px.
-    pub fx: f64,
-    /// Focal length y, px.
-    pub fy: f64,
-    /// Principal point x, px.
-    pub cx: f64,
-    /// Principal point y, px.
-    pub cy: f64,
-    /// `plumb_bob` or `equidistant`.
-    #[serde(default = "default_distortion_model")]
-    pub distortion_model: String,
-    /// Distortion coefficients (k1 k2 p1 p2 k3, or k1..k4).
-    #[serde(default)]
-    pub d: Vec<f64>,
-}
-
-/// `[camera.mounting]`: base_link -> camera optical frame.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mounting {
-    /// Forward of the rear axle, m.
-    pub x_m: f64,
-    /// Left, m.
-    #[serde(default)]
-    pub y_m: f64,
-    /// Up, m.
-    pub z_m: f64,
-    /// Downward pitch, degrees.
-    #[serde(default)]
-    pub pitch_down_deg: f64,
-    /// Roll, degrees.
-    #[serde(default)]
-    pub roll_deg: f64,
-    /// Yaw to the left, degrees.
-    #[serde(default)]
-    pub yaw_left_deg: f64,
 }
 
 /// `[model]`.
@@ -294,124 +225,6 @@ pub struct RecordingConfig {
     pub post_trigger_s: f64,
 }
 
-/// `[zenoh]`: how a node joins the robot's network. The defaults are
-/// rmw_zenoh's (ROS 2 Jazzy): a peer that connects to a router on
-/// `tcp/localhost:7447`, multicast scouting off, ROS domain 0.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkConfig {
-    /// `peer` (as rmw_zenoh's nodes) or `client` (through a router only).
-    #[serde(default = "default_zenoh_mode")]
-    pub mode: String,
-    /// Endpoints to connect to, e.g. `tcp/127.0.0.1:7447` or `tls/robot.local:7447`.
-    #[serde(default = "default_zenoh_connect")]
-    pub connect: Vec<String>,
-    /// Endpoints to listen on, e.g. `tcp/0.0.0.0:7448`.
-    #[serde(default)]
-    pub listen: Vec<String>,
-    /// ROS domain (`ROS_DOMAIN_ID`), the first chunk of every key.
-    #[serde(default)]
-    pub domain_id: u32,
-    /// ROS namespace of the node, `/` for none.
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
-    /// ROS node name.
-    #[serde(default = "default_node_name")]
-    pub node: String,
-    /// Multicast scouting (off in rmw_zenoh: peers find each other through the router).
-    #[serde(default)]
-    pub multicast_scouting: bool,
-    /// Zenoh shared memory for large payloads between processes on one machine.
-    #[serde(default = "default_true")]
-    pub shared_memory: bool,
-    /// Odometry topic the ego speed is read from (`--source zenoh`).
-    #[serde(default = "default_odometry_topic")]
-    pub odometry_topic: String,
-    /// Mutual TLS: `tls/...` endpoints use these, written by `nines certs`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// A zenoh access-control file (JSON5, the `access_control` object) this
-    /// node enforces on what it receives, e.g. the one `nines certs` writes.
-    #[serde(default)]
-    pub access_control: Option<PathBuf>,
-}
-
-impl NetworkConfig {
-    /// Checks the values; on error, the key and the fix.
-    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
-        if !matches!(self.mode.as_str(), "peer" | "client") {
-            return Err(("mode", format!("`{}` is not a mode; use \"peer\" or \"client\"", self.mode)));
-        }
-        if self.mode == "client" && self.connect.is_empty() {
-            return Err(("connect", "a client needs at least one endpoint to connect to".into()));
-        }
-        for e in self.connect.iter().chain(&self.listen) {
-            let Some((proto, addr)) = e.split_once('/') else {
-                return Err((
-                    "connect / listen",
-                    format!("`{e}` is not an endpoint; write e.g. tcp/127.0.0.1:7447"),
-                ));
-            };
-            if !matches!(proto, "tcp" | "tls") || addr.is_empty() {
-                return Err((
-                    "connect / listen",
-                    format!("`{e}`: nines-onboard speaks tcp/ and tls/ endpoints, e.g. tls/robot.local:7447"),
-                ));
-            }
-            if proto == "tls" && self.tls.is_none() {
-                return Err((
-                    "tls",
-                    format!(
-                        "`{e}` is a TLS endpoint: add [zenoh.tls] with root_ca, certificate and private_key (`nines certs` writes them)"
-                    ),
-                ));
-            }
-        }
-        let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok(&self.node) {
-            return Err(("node", format!("`{}` is not a ROS node name (letters, digits, _)", self.node)));
-        }
-        if !self.namespace.starts_with('/') {
-            return Err((
-                "namespace",
-                format!("`{}` must start with / (use \"/\" for none)", self.namespace),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self {
-            mode: default_zenoh_mode(),
-            connect: default_zenoh_connect(),
-            listen: Vec::new(),
-            domain_id: 0,
-            namespace: default_namespace(),
-            node: default_node_name(),
-            multicast_scouting: false,
-            shared_memory: true,
-            odometry_topic: default_odometry_topic(),
-            tls: None,
-            access_control: None,
-        }
-    }
-}
-
-/// `[zenoh.tls]`: the fleet's certificate authority and this node's
-/// certificate and key (PEM), used both to listen and to connect.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The fleet CA certificate.
-    pub root_ca: PathBuf,
-    /// This node's certificate (its common name is its identity in access control).
-    pub certificate: PathBuf,
-    /// This node's private key.
-    pub private_key: PathBuf,
-}
-
 /// What the recorder keeps.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -432,15 +245,6 @@ fn default_jerk() -> f64 {
 }
 fn default_max_speed() -> f64 {
     20.0
-}
-fn default_camera_topic() -> String {
-    nines_datasets::topics::CAMERA_COMPRESSED.into()
-}
-fn default_fps() -> f64 {
-    10.0
-}
-fn default_distortion_model() -> String {
-    "plumb_bob".into()
 }
 fn default_providers() -> Vec<Provider> {
     vec![Provider::Cpu]
@@ -495,21 +299,6 @@ fn default_good_frames() -> u32 {
 }
 fn default_true() -> bool {
     true
-}
-fn default_zenoh_mode() -> String {
-    "peer".into()
-}
-fn default_zenoh_connect() -> Vec<String> {
-    vec!["tcp/localhost:7447".into()]
-}
-fn default_namespace() -> String {
-    "/".into()
-}
-fn default_node_name() -> String {
-    "nines_onboard".into()
-}
-fn default_odometry_topic() -> String {
-    nines_datasets::topics::ODOMETRY.into()
 }
 fn default_record_mode() -> RecordMode {
     RecordMode::All
@@ -658,39 +447,10 @@ impl Config {
     }
 }
 
-impl Calibration {
-    /// The camera model.
-    pub fn camera_model(&self, path: &Path) -> Result<CameraModel> {
-        let info = CameraInfo {
-            width: self.width,
-            height: self.height,
-            distortion_model: self.distortion_model.clone(),
-            d: self.d.clone(),
-            k: [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0],
-            ..CameraInfo::default()
-        };
-        CameraModel::from_camera_info(&info, &format!("{} [camera.calibration]", path.display()))
-            .map_err(|e| OnboardError::Config { path: path.to_path_buf(), detail: e.to_string() })
-    }
-}
-
-impl Mounting {
-    /// base_link <- camera optical frame.
-    #[must_use]
-    pub fn base_link_from_optical(&self) -> Iso3 {
-        // Optical axes in base_link: z forward, x right, y down, then the mounting angles.
-        let optical = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix_unchecked(
-            nalgebra::Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0),
-        ));
-        let turn = UnitQuaternion::from_axis_angle(&Vector3::z_axis(), self.yaw_left_deg.to_radians())
-            * UnitQuaternion::from_axis_angle(&Vector3::y_axis(), self.pitch_down_deg.to_radians())
-            * UnitQuaternion::from_axis_angle(&Vector3::x_axis(), self.roll_deg.to_radians());
-        Iso3::from_parts(Translation3::new(self.x_m, self.y_m, self.z_m), turn * optical)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use nalgebra::Vector3;
+
     use super::*;
 
     fn sim_config() -> Config {
