@@ -38,6 +38,10 @@ pub const LIVELINESS_PREFIX: &str = "@ros2_lv";
 /// what differs from rmw_zenoh's defaults (keep-last 42) is written.
 pub const QOS_RELIABLE_DEPTH_10: &str = "::,10:,:,:,,";
 
+/// The node's id within its session (one node per session; a node token
+/// carries its id twice, as rmw_zenoh's do); entities count on from 1.
+const NODE_ID: u64 = 0;
+
 /// `/` -> `%`, as rmw_zenoh writes names inside liveliness keys.
 #[must_use]
 pub fn mangle(name: &str) -> String {
@@ -133,7 +137,6 @@ pub struct Node {
     session: zenoh::Session,
     domain: u32,
     zid: String,
-    nid: u64,
     namespace: String,
     name: String,
     next_id: AtomicU64,
@@ -162,7 +165,7 @@ impl Node {
     pub fn with_session(session: zenoh::Session, net: &NetworkConfig) -> Result<Arc<Self>> {
         let zid = session.zid().to_string();
         let node_key = format!(
-            "{LIVELINESS_PREFIX}/{}/{zid}/0/0/NN/%/{}/{}",
+            "{LIVELINESS_PREFIX}/{}/{zid}/{NODE_ID}/{NODE_ID}/NN/%/{}/{}",
             net.domain_id,
             mangle(&net.namespace),
             net.node
@@ -172,7 +175,6 @@ impl Node {
             session,
             domain: net.domain_id,
             zid,
-            nid: 0,
             namespace: net.namespace.clone(),
             name: net.node.clone(),
             next_id: AtomicU64::new(1),
@@ -206,10 +208,9 @@ impl Node {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let hash = type_hash(type_name)?;
         Ok(format!(
-            "{LIVELINESS_PREFIX}/{}/{}/{}/{id}/{}/%/{}/{}/{}/{}/{hash}/{QOS_RELIABLE_DEPTH_10}",
+            "{LIVELINESS_PREFIX}/{}/{}/{NODE_ID}/{id}/{}/%/{}/{}/{}/{}/{hash}/{QOS_RELIABLE_DEPTH_10}",
             self.domain,
             self.zid,
-            self.nid,
             kind.code(),
             mangle(&self.namespace),
             self.name,
