@@ -42,6 +42,8 @@ pub enum Record {
         /// Packed RGB8.
         rgb: Vec<u8>,
     },
+    /// A raw camera frame as the source had it (a zenoh `Image`).
+    RawImage(u64, Image),
     /// Calibration.
     CameraInfo(u64, CameraInfo),
     /// Mounting.
@@ -64,6 +66,7 @@ impl Record {
     pub fn stamp(&self) -> u64 {
         match self {
             Self::Image(t, _)
+            | Self::RawImage(t, _)
             | Self::CameraInfo(t, _)
             | Self::TfStatic(t, _)
             | Self::Odometry(t, _)
@@ -78,6 +81,7 @@ impl Record {
     fn write(&self, w: &mut DriveWriter) -> Result<()> {
         match self {
             Self::Image(t, m) => w.write(topics::CAMERA_COMPRESSED, *t, m)?,
+            Self::RawImage(t, m) => w.write(topics::CAMERA_RAW, *t, m)?,
             Self::Rgb { stamp_ns, width, height, rgb } => {
                 let jpeg = image::RgbImage::from_raw(*width, *height, rgb.clone())
                     .map(|img| nines_datasets::image::encode_jpeg(&img, 90))

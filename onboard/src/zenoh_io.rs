@@ -60,13 +60,24 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
-    fn code(self) -> &'static str {
+    /// The entity's code in a liveliness key.
+    #[must_use]
+    pub fn code(self) -> &'static str {
         match self {
             Self::Node => "NN",
             Self::Publisher => "MP",
             Self::Subscription => "MS",
         }
     }
+}
+
+/// The session, node id and topic (mangled) of a publisher's or a
+/// subscription's liveliness key, when it is one of `kind`:
+/// `@ros2_lv/<domain>/<zid>/<nid>/<id>/<kind>/<enclave>/<namespace>/<node>/<topic>/...`.
+#[must_use]
+pub fn parse_entity(key: &str, kind: EntityKind) -> Option<(&str, &str, &str)> {
+    let f: Vec<&str> = key.split('/').collect();
+    (f.len() > 9 && f[0] == LIVELINESS_PREFIX && f[5] == kind.code()).then(|| (f[2], f[3], f[9]))
 }
 
 /// The GID rmw_zenoh gives the entity whose liveliness key is `key`.
@@ -341,14 +352,6 @@ pub struct RosSubscriber {
 impl std::fmt::Debug for RosSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RosSubscriber").field("key", &self.key).finish_non_exhaustive()
-    }
-}
-
-impl RosSubscriber {
-    /// The data key.
-    #[must_use]
-    pub fn key(&self) -> &str {
-        &self.key
     }
 }
 

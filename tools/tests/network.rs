@@ -288,11 +288,7 @@ fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
 
 fn fleet_node(certs: &Path, name: &str, net: NetworkConfig) -> NetworkConfig {
     NetworkConfig {
-        tls: Some(TlsConfig {
-            root_ca: certs.join("ca.pem"),
-            certificate: certs.join(format!("{name}.pem")),
-            private_key: certs.join(format!("{name}.key")),
-        }),
+        tls: Some(TlsConfig::in_folder(certs, name)),
         access_control: Some(certs.join("access-control.json5")),
         node: name.replace('-', "_"),
         ..net

@@ -1,6 +1,6 @@
 //! `[zenoh]`: how the runtime joins the robot's network, and `[zenoh.tls]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -139,4 +139,17 @@ fn default_odometry_topic() -> String {
 }
 fn default_true() -> bool {
     true
+}
+
+impl TlsConfig {
+    /// Node `name`'s files in a folder written by `nines certs`:
+    /// `ca.pem`, `<name>.pem` and `<name>.key`.
+    #[must_use]
+    pub fn in_folder(dir: &Path, name: &str) -> Self {
+        Self {
+            root_ca: dir.join("ca.pem"),
+            certificate: dir.join(format!("{name}.pem")),
+            private_key: dir.join(format!("{name}.key")),
+        }
+    }
 }

@@ -60,13 +60,6 @@ impl ZenohSource {
         }
     }
 
-    /// How long lockstep waits for the next message once frames have started.
-    #[must_use]
-    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = timeout;
-        self
-    }
-
     fn subscribe(&self, tx: &SyncSender<Heard>) -> Result<Vec<RosSubscriber>> {
         let forward = |wrap: fn(Sample) -> Heard| {
             let tx = tx.clone();
@@ -100,27 +93,20 @@ impl ZenohSource {
         let decoded = if raw {
             decode::<Image>(sample).map(|msg| {
                 let stamp = msg.header.stamp.as_nanos();
-                let frame =
-                    super::drive::frame(stamp, nines_datasets::image::decode_raw(&msg, &self.name).ok());
-                let record = frame.ok().then(|| Record::Rgb {
-                    stamp_ns: stamp,
-                    width: frame.width,
-                    height: frame.height,
-                    rgb: frame.rgb.clone(),
-                });
-                (record, frame)
+                let rgb = nines_datasets::image::decode_raw(&msg, &self.name).ok();
+                (Record::RawImage(stamp, msg), super::drive::frame(stamp, rgb))
             })
         } else {
             decode::<CompressedImage>(sample).map(|msg| {
                 let stamp = msg.header.stamp.as_nanos();
                 let rgb = nines_datasets::image::decode_compressed(&msg, &self.name).ok();
-                (Some(Record::Image(stamp, msg)), super::drive::frame(stamp, rgb))
+                (Record::Image(stamp, msg), super::drive::frame(stamp, rgb))
             })
         };
         match decoded {
             Ok((record, frame)) => {
                 *last_stamp = frame.stamp_ns;
-                record.is_none_or(|r| push(Item::Record(r))) && push(Item::Frame(frame))
+                push(Item::Record(record)) && push(Item::Frame(frame))
             }
             Err(e) => {
                 tracing::warn!("{e}");

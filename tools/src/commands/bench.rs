@@ -155,7 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     Ok((w.parse()?, h.parse()?))
                 })
                 .collect::<anyhow::Result<Vec<(u32, u32)>>>()?;
-            super::bench_zenoh::bench(&sizes, frames, json).map(|_| ())
+            super::bench_zenoh::bench(&sizes, frames, json)
         }
         BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
         BenchArgs::Project { points, repeats, python, json } => {

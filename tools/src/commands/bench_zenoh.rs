@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use nines_datasets::msg::{Header, Image};
+use nines_onboard::config::NetworkConfig;
 use zenoh::Wait;
 use zenoh::qos::CongestionControl;
 use zenoh::shm::{BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProviderBuilder};
 
 /// One method at one frame size.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Row {
+struct Row {
     /// Method.
     pub method: String,
     /// Frame columns x rows.
@@ -143,16 +144,17 @@ fn bench_tcp(payload: &[u8], frames: usize) -> anyhow::Result<(Vec<f64>, (usize,
     Ok((latencies, blast))
 }
 
+/// A peer session with the runtime's own network settings (nines'
+/// `[zenoh]` defaults), shared memory on or off.
 fn session(shm: bool, listen: Option<&str>, connect: Option<&str>) -> anyhow::Result<zenoh::Session> {
-    let mut c = zenoh::Config::default();
-    let set =
-        |c: &mut zenoh::Config, k: &str, v: String| c.insert_json5(k, &v).map_err(|e| anyhow!("{k}: {e}"));
-    set(&mut c, "mode", "\"peer\"".into())?;
-    set(&mut c, "scouting/multicast/enabled", "false".into())?;
-    set(&mut c, "transport/shared_memory/enabled", shm.to_string())?;
-    set(&mut c, "listen/endpoints", serde_json::json!(listen.into_iter().collect::<Vec<_>>()).to_string())?;
-    set(&mut c, "connect/endpoints", serde_json::json!(connect.into_iter().collect::<Vec<_>>()).to_string())?;
-    zenoh::open(c).wait().map_err(|e| anyhow!("opening a zenoh session: {e}"))
+    let net = NetworkConfig {
+        listen: listen.into_iter().map(str::to_owned).collect(),
+        connect: connect.into_iter().map(str::to_owned).collect(),
+        shared_memory: shm,
+        ..NetworkConfig::default()
+    };
+    let config = nines_onboard::zenoh_io::zenoh_config(&net, std::path::Path::new("."))?;
+    zenoh::open(config).wait().map_err(|e| anyhow!("opening a zenoh session: {e}"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -244,7 +246,7 @@ fn bench_zenoh(payload: &[u8], frames: usize, mode: Zenoh) -> anyhow::Result<(Ve
 }
 
 /// Runs the benchmark over `sizes` (columns x rows).
-pub fn bench(sizes: &[(u32, u32)], frames: usize, json: bool) -> anyhow::Result<Vec<Row>> {
+pub fn bench(sizes: &[(u32, u32)], frames: usize, json: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &(w, h) in sizes {
         let payload = frame(w, h)?;
@@ -272,5 +274,5 @@ pub fn bench(sizes: &[(u32, u32)], frames: usize, json: bool) -> anyhow::Result<
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    Ok(rows)
+    Ok(())
 }

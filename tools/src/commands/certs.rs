@@ -167,7 +167,12 @@ pub fn certs(args: &CertsArgs) -> anyhow::Result<()> {
     ca_params.not_after = not_after;
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca_params.self_signed(&ca_key)?;
-    write(&args.out.join("ca.pem"), &ca_cert.pem(), false, args.force)?;
+    write(
+        &nines_onboard::config::TlsConfig::in_folder(&args.out, "ca").root_ca,
+        &ca_cert.pem(),
+        false,
+        args.force,
+    )?;
     write(&args.out.join("ca.key"), &ca_key.serialize_pem(), true, args.force)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -186,8 +191,10 @@ pub fn certs(args: &CertsArgs) -> anyhow::Result<()> {
         params.not_after = not_after;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        write(&args.out.join(format!("{node}.pem")), &cert.pem(), false, args.force)?;
-        write(&args.out.join(format!("{node}.key")), &key.serialize_pem(), true, args.force)?;
+        // The layout nodes read back with TlsConfig::in_folder.
+        let files = nines_onboard::config::TlsConfig::in_folder(&args.out, node);
+        write(&files.certificate, &cert.pem(), false, args.force)?;
+        write(&files.private_key, &key.serialize_pem(), true, args.force)?;
     }
     write(
         &args.out.join(ACCESS_CONTROL_FILE),

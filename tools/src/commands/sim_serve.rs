@@ -28,7 +28,7 @@ use nines_datasets::msg::{
 };
 use nines_datasets::topics::{self, frames};
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::zenoh_io::{Node, RosPublisher, RosSubscriber, decode, mangle};
+use nines_onboard::zenoh_io::{EntityKind, Node, RosPublisher, RosSubscriber, decode, mangle, parse_entity};
 use nines_sim::events::{Category, SimEvent};
 use nines_sim::record::{Driver, Observation, RecordOptions, simulate, stamp};
 use nines_sim::render::camera::CameraConfig;
@@ -98,19 +98,14 @@ pub struct ServeArgs {
     pub wait: f64,
 }
 
-/// The network settings of `nines sim serve` (shared with its tests).
-#[must_use]
-pub fn network(args: &ServeArgs) -> NetworkConfig {
+/// The network settings of `nines sim serve`.
+fn network(args: &ServeArgs) -> NetworkConfig {
     NetworkConfig {
         connect: args.connect.clone(),
         listen: args.listen.clone(),
         domain_id: args.domain_id,
         node: "nines_sim".into(),
-        tls: args.certs.as_ref().map(|d| TlsConfig {
-            root_ca: d.join("ca.pem"),
-            certificate: d.join(format!("{}.pem", args.cert_name)),
-            private_key: d.join(format!("{}.key", args.cert_name)),
-        }),
+        tls: args.certs.as_ref().map(|d| TlsConfig::in_folder(d, &args.cert_name)),
         access_control: args.certs.as_ref().map(|d| d.join(super::certs::ACCESS_CONTROL_FILE)),
         ..NetworkConfig::default()
     }
@@ -350,12 +345,11 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let node = Node::open(&net, std::path::Path::new("."))?;
     let shared = Arc::new(Shared { heard: Mutex::new(Heard::default()), changed: Condvar::new() });
     let _subscribers = listen(&node, &shared)?;
-    let camera = if args.raw {
-        Publisher::Raw(node.publisher(topics::CAMERA_RAW)?)
+    let (camera, camera_topic) = if args.raw {
+        (Publisher::Raw(node.publisher(topics::CAMERA_RAW)?), topics::CAMERA_RAW)
     } else {
-        Publisher::Compressed(node.publisher(topics::CAMERA_COMPRESSED)?)
+        (Publisher::Compressed(node.publisher(topics::CAMERA_COMPRESSED)?), topics::CAMERA_COMPRESSED)
     };
-    let camera_topic = if args.raw { topics::CAMERA_RAW } else { topics::CAMERA_COMPRESSED };
     wait_for_driver(&node, camera_topic, wait)?;
     eprintln!(
         "serving {} seed {} on {:?} ({}), camera on {camera_topic}",
@@ -364,13 +358,18 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         args.listen,
         if args.realtime { "real time" } else { "lockstep" }
     );
+    let options = RecordOptions {
+        camera: CameraConfig { width: args.width, height: args.height, ..CameraConfig::default() },
+        duration_secs: args.duration,
+        ..RecordOptions::default()
+    };
     let mut driver = NetworkDriver {
         camera,
         odometry: node.publisher(topics::ODOMETRY)?,
         shared,
         realtime: args.realtime,
         timeout,
-        jpeg_quality: 90,
+        jpeg_quality: options.jpeg_quality,
         start: Instant::now(),
         last_frame_s: None,
         current: None,
@@ -380,11 +379,6 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         faults: Vec::new(),
         error: None,
         stale_warned: false,
-    };
-    let options = RecordOptions {
-        camera: CameraConfig { width: args.width, height: args.height, ..CameraConfig::default() },
-        duration_secs: args.duration,
-        ..RecordOptions::default()
     };
     let started = Instant::now();
     let summary = simulate(scenario, &options, None, &mut driver)?;
@@ -436,13 +430,13 @@ fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Resul
     )
     .map_err(|e| anyhow::anyhow!("watching {key}: {e}"))?;
     let (camera, command) = (mangle(topic), mangle(topics::COMMAND));
-    // Fields of a token: @ros2_lv/domain/zid/nid/id/kind/enclave/namespace/node/topic/...
-    let entities = |kind: &str, topic: &str| -> std::collections::HashSet<(String, String)> {
+    // The (session, node) pairs with an entity of `kind` on `topic`.
+    let entities = |kind: EntityKind, topic: &str| -> std::collections::HashSet<(String, String)> {
         let t = tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         t.iter()
-            .map(|k| k.split('/').collect::<Vec<_>>())
-            .filter(|f| f.len() > 9 && f[5] == kind && f[9] == topic)
-            .map(|f| (f[2].to_owned(), f[3].to_owned()))
+            .filter_map(|k| parse_entity(k, kind))
+            .filter(|(_, _, t)| *t == topic)
+            .map(|(zid, nid, _)| (zid.to_owned(), nid.to_owned()))
             .collect()
     };
     let deadline = Instant::now() + timeout;
@@ -450,7 +444,8 @@ fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Resul
         "waiting for a driver: a node subscribed to {topic} that publishes {} (nines-onboard --source zenoh)",
         topics::COMMAND
     );
-    while entities("MS", &camera).is_disjoint(&entities("MP", &command)) {
+    while entities(EntityKind::Subscription, &camera).is_disjoint(&entities(EntityKind::Publisher, &command))
+    {
         if Instant::now() > deadline {
             bail!(
                 "no node subscribed to {topic} and publishing {} within {:.0} s (--wait)",
