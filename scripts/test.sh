@@ -9,4 +9,18 @@ bash scripts/setup.sh
 # A persistent target directory outside the clone keeps repeat runs fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nines/target}"
 export NINES_PYTHON="${NINES_PYTHON:-$root/.venv/bin/python}"
+# Tests write under TMPDIR: one folder per run, removed when the run ends
+# however it ends, so a run can never fill the disk for the next.
+mkdir -p "$CARGO_TARGET_DIR"
+export TMPDIR="$(mktemp -d "$CARGO_TARGET_DIR/test-tmp.XXXXXX")"
+trap 'rm -rf "$TMPDIR"' EXIT
+# Earlier versions of the train and onboard tests left their shared fixture
+# (536 MB and 38 MB) in the system temp folder on every run; remove those,
+# and only those: ours, older than an hour, holding exactly that fixture.
+find /tmp -maxdepth 1 -type d -name '.tmp??????' -user "$(id -u)" -mmin +60 2>/dev/null |
+    while read -r dir; do
+        case "$(ls -A "$dir" | tr '\n' ' ')" in
+            "drives labels " | *"drive.mcap "*"tiny.onnx "*) rm -rf "$dir" ;;
+        esac
+    done
 cargo test --workspace --locked "$@"

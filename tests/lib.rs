@@ -43,3 +43,20 @@ pub fn run_peer(script: &str, args: &[&Path]) -> String {
     assert!(output.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
+
+/// An empty folder for a fixture that every test of one test binary shares
+/// (held in a `static`, so never dropped): `<target tmp>/<name>`, emptied
+/// first. A `TempDir` in a `static` would leave a copy behind on every run;
+/// this keeps one, replaced by the next run.
+///
+/// # Panics
+/// When the folder cannot be emptied or created.
+#[must_use]
+pub fn shared_fixture_dir(target_tmp: &str, name: &str) -> PathBuf {
+    let dir = Path::new(target_tmp).join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("emptying {}: {e}", dir.display()));
+    }
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}

@@ -21,13 +21,13 @@ use nines_onboard::runtime::{self, Controls, Published, RunOptions, RunReport};
 use nines_onboard::source::{self, Pacing};
 use nines_sim::family;
 use nines_sim::record::{RecordOptions, record_expert};
+use nines_tests::shared_fixture_dir;
 use protobuf::Message;
 
 const STOP_DECEL: f32 = 4.0;
 const PERIOD_NS: u64 = 50_000_000;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     dir: PathBuf,
     drive: PathBuf,
     model: PathBuf,
@@ -37,13 +37,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let drive = dir.path().join("drive.mcap");
+        let dir = shared_fixture_dir(env!("CARGO_TARGET_TMPDIR"), "onboard-fixture");
+        let drive = dir.join("drive.mcap");
         let options = RecordOptions { duration_secs: Some(6.0), ..RecordOptions::default() };
         record_expert(family("lead_brake").unwrap().draw("lead_brake", 4), &drive, &options).unwrap();
-        let model = dir.path().join("tiny.onnx");
+        let model = dir.join("tiny.onnx");
         nines_offboard::export::export_untrained("tiny", &ModelContract::default(), 7, &model).unwrap();
-        Fixture { dir: dir.path().to_path_buf(), _dir: dir, drive, model }
+        Fixture { dir, drive, model }
     })
 }
 

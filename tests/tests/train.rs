@@ -13,15 +13,15 @@ use nines_datasets::contract::ModelContract;
 use nines_offboard::OffboardError;
 use nines_offboard::export::{ExportOptions, export, read_card, run_session};
 use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
-use nines_tests::run_peer;
+use nines_tests::{run_peer, shared_fixture_dir};
 
 /// Simulated drives distilled once for every test in this file.
 fn labels() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let drives = dir.path().join("drives");
-        let labels = dir.path().join("labels");
+        let dir = shared_fixture_dir(env!("CARGO_TARGET_TMPDIR"), "train-fixture");
+        let drives = dir.join("drives");
+        let labels = dir.join("labels");
         let nines = |args: &[&str]| {
             let cli = nines_tools::Cli::parse_from(std::iter::once("nines").chain(args.iter().copied()));
             nines_tools::run(cli).unwrap();
@@ -50,11 +50,8 @@ fn labels() -> &'static Path {
         args.extend(mcaps.iter().map(|p| p.to_string_lossy().into_owned()));
         args.extend(["--out".into(), labels.to_string_lossy().into_owned(), "--jobs".into(), "2".into()]);
         nines(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        dir
+        labels
     })
-    .path()
-    .join("labels")
-    .leak()
 }
 
 fn config(text: &str) -> TrainConfig {
