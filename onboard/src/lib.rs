@@ -18,6 +18,7 @@ pub mod ort_env;
 pub mod pipeline;
 pub mod preprocess;
 pub mod recorder;
+pub mod release;
 pub mod rmw;
 pub mod runtime;
 pub mod safety;
@@ -63,6 +64,14 @@ pub enum OnboardError {
     /// The zenoh network: a session, a declaration or a message.
     #[error("zenoh: {0}")]
     Network(String),
+    /// A release bundle, key or install root: names the file and the fix.
+    #[error("{path}: {detail}")]
+    Release {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong, and the fix.
+        detail: String,
+    },
     /// Reading or writing a drive.
     #[error(transparent)]
     Dataset(#[from] nines_datasets::DatasetError),

@@ -1,6 +1,9 @@
 //! `nines-onboard`: the runtime on the robot.
 //!
 //! `nines-onboard --config configs/vehicle-sim.toml --source drive.mcap --model model.onnx --record out.mcap`
+//!
+//! On a robot it is also its own installer: `nines-onboard install`,
+//! `verify`, `status` and `self-test` (see docs/FLASH.md).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -8,8 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use nines_onboard::config::Config;
+use nines_onboard::release::install::{self, Health, InstallOptions, Outcome};
+use nines_onboard::release::{bundle, keys, service};
 use nines_onboard::runtime::{self, Controls, Published, RunOptions};
 use nines_onboard::source::{self, Pacing};
 
@@ -20,13 +25,97 @@ use nines_onboard::source::{self, Pacing};
 /// as fast as possible, on the source's clock, so a replay is reproducible.
 /// `--realtime` plays them at the recorded rate; cameras are always live.
 /// Type `engage` on stdin to ask for re-engagement after a controlled stop.
+///
+/// Under systemd (Type=notify) it reports READY once the first command is
+/// out and pings the watchdog while commands keep coming.
 #[derive(Debug, Parser)]
-#[command(name = "nines-onboard", version)]
+#[command(
+    name = "nines-onboard",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Tool>,
+    #[command(flatten)]
+    run: Args,
+}
+
+/// Release management on the robot.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// Checks a bundle's signature and every file against its manifest, and
+    /// prints what it holds. Changes nothing.
+    Verify {
+        /// The bundle (`nines bundle` wrote it).
+        bundle: PathBuf,
+        /// The fleet public key to trust (`nines keygen` wrote it).
+        #[arg(long)]
+        pubkey: PathBuf,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is installed: the current release, whether its files are intact,
+    /// the other releases, the last install event. Exits 1 when the current
+    /// release is missing or changed.
+    Status {
+        /// The install root.
+        #[arg(long, default_value = "/opt/nines")]
+        root: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verifies a bundle with the key this robot trusts, unpacks it into
+    /// releases/<id>, switches `current` atomically, checks its health and
+    /// rolls back when it is unhealthy. Prints the report as one JSON line.
+    /// Exits 2 when the release was rolled back (or, on a first install,
+    /// not installed).
+    Install {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The install root.
+        #[arg(long, default_value = "/opt/nines")]
+        root: PathBuf,
+        /// The key to trust instead of <root>/keys/fleet.pub.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// `systemd`: restart the release's unit and watch it (READY, then
+        /// no watchdog restart); `none`: run the release's self-test instead.
+        #[arg(long, default_value = "systemd", value_parser = ["systemd", "none"])]
+        service: String,
+        /// Command that runs the release's binary for the self-test, e.g.
+        /// an emulator when preparing another architecture's SD card.
+        #[arg(long)]
+        runner: Option<String>,
+        /// Releases to keep (the current and previous are always kept).
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// Seconds the release has to prove healthy.
+        #[arg(long, default_value_t = 30.0)]
+        health_timeout: f64,
+    },
+    /// Loads the model with the vehicle config and runs one inference: the
+    /// health check of a release on a robot without systemd.
+    SelfTest {
+        /// Vehicle configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The ONNX model.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+/// Running the runtime.
+#[derive(Debug, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line switches")]
 struct Args {
     /// Vehicle configuration (TOML), e.g. configs/vehicle-sim.toml.
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
     /// Frame source, overriding camera.source: a .mcap drive, a video file,
     /// /dev/videoN or v4l2:N, gst:<pipeline ending in appsink>, or `zenoh`
     /// (camera.topic and zenoh.odometry_topic on the robot's network, as
@@ -66,9 +155,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(tool) => release_tool(tool),
+        None => run(&cli.run).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -115,9 +208,13 @@ fn open_source(
 }
 
 fn run(args: &Args) -> nines_onboard::Result<()> {
-    let config = Config::load(&args.config)?;
+    let config_path = args.config.clone().expect("clap requires --config");
+    let config = Config::load(&config_path)?;
+    if let Some(lib) = &config.model.onnxruntime {
+        nines_onboard::ort_env::use_library(&config.resolve(lib));
+    }
     let usage = |detail: &str| nines_onboard::OnboardError::Config {
-        path: args.config.clone(),
+        path: config_path.clone(),
         detail: detail.into(),
     };
     let source_spec = args
@@ -153,7 +250,11 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
         });
     }
     let print = args.print;
+    let mut notifier = service::Notifier::new();
     let sink: runtime::Sink = Box::new(move |m| {
+        if let Published::Command(_) = m {
+            notifier.command_published();
+        }
         if print && let Published::Command(c) = m {
             println!(
                 "{{\"stamp_ns\":{},\"steering_angle\":{},\"speed\":{},\"acceleration\":{}}}",
@@ -197,4 +298,134 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
         eprintln!("  recorded {}", f.display());
     }
     Ok(())
+}
+
+fn release_tool(tool: &Tool) -> nines_onboard::Result<ExitCode> {
+    match tool {
+        Tool::Verify { bundle: path, pubkey, json } => {
+            let verified = bundle::verify(path, &keys::read_verifying_key(pubkey)?)?;
+            let m = &verified.manifest;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(m).expect("a manifest serialises"));
+            } else {
+                println!(
+                    "{}: signature good (key {}), {} files intact",
+                    path.display(),
+                    verified.signer,
+                    m.files.len()
+                );
+                println!(
+                    "  release {} for {} (built {}, nines {})",
+                    m.id, m.target, m.created, m.nines_version
+                );
+                println!("  model {} {}", m.model.file, m.model.digest);
+                println!("  glibc needed {}, features {}", m.glibc_needed, m.features.join(","));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Tool::Status { root, json } => {
+            let status = install::status(root)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status).expect("a status serialises"));
+            } else {
+                print_status(&status);
+            }
+            let healthy = status.current.as_ref().is_some_and(|c| c.problems.is_empty());
+            Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Tool::Install { bundle, root, pubkey, service, runner, keep, health_timeout } => {
+            let timeout = std::time::Duration::from_secs_f64(health_timeout.max(0.1));
+            let health = if service == "none" {
+                let runner = runner
+                    .as_deref()
+                    .map(|r| r.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default();
+                Health::SelfTest { runner, timeout }
+            } else {
+                Health::Systemd { timeout }
+            };
+            let options = InstallOptions { pubkey: pubkey.clone(), health, keep: *keep };
+            let report = install::install(bundle, root, &options)?;
+            println!("{}", serde_json::to_string(&report).expect("a report serialises"));
+            let why = report.health_failure.as_deref().unwrap_or("");
+            Ok(match report.outcome {
+                Outcome::Installed => {
+                    eprintln!(
+                        "installed {} (previous {})",
+                        report.id,
+                        report.previous.as_deref().unwrap_or("none")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Outcome::AlreadyCurrent => {
+                    eprintln!("{} is already the current release; nothing changed", report.id);
+                    ExitCode::SUCCESS
+                }
+                Outcome::RolledBack => {
+                    eprintln!(
+                        "{} failed its health check ({why}); rolled back to {}",
+                        report.id,
+                        report.current.as_deref().unwrap_or("none")
+                    );
+                    ExitCode::from(2)
+                }
+                Outcome::FirstInstallFailed => {
+                    eprintln!(
+                        "{} failed its health check ({why}); this was the first install, so there is no current release",
+                        report.id
+                    );
+                    ExitCode::from(2)
+                }
+            })
+        }
+        Tool::SelfTest { config, model } => {
+            let config = Config::load(config)?;
+            if let Some(lib) = &config.model.onnxruntime {
+                nines_onboard::ort_env::use_library(&config.resolve(lib));
+            }
+            let start = std::time::Instant::now();
+            let mut net = nines_onboard::inference::Inference::load(model, &config.model, &config.base_dir)?;
+            net.image_mut().fill(0.5);
+            let finite =
+                net.run(0.0, |o| o.depth.iter().chain(o.plan).chain(o.lead).all(|v| v.is_finite()))?;
+            println!(
+                "{{\"model\":{:?},\"digest\":{:?},\"provider\":{:?},\"finite\":{finite},\"seconds\":{:.3}}}",
+                model.display().to_string(),
+                net.digest(),
+                net.provider(),
+                start.elapsed().as_secs_f64()
+            );
+            if finite {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: {}: the model's outputs are not finite", model.display());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn print_status(status: &install::Status) {
+    println!("root {}", status.root.display());
+    println!("  fleet key {}", status.fleet_key.as_deref().unwrap_or("none: not provisioned"));
+    match &status.current {
+        Some(c) => {
+            println!("  current {} ({}, built {}, nines {})", c.id, c.target, c.created, c.nines_version);
+            println!("    model {}, onnxruntime {}", c.model_digest, c.onnxruntime);
+            if c.problems.is_empty() {
+                println!("    files intact");
+            }
+            for p in &c.problems {
+                println!("    CHANGED {p}");
+            }
+        }
+        None => println!("  current: none installed"),
+    }
+    println!(
+        "  releases: {}",
+        if status.releases.is_empty() { "none".into() } else { status.releases.join(", ") }
+    );
+    if let Some(e) = &status.last_event {
+        println!("  last event: {e}");
+    }
 }

@@ -3,7 +3,8 @@
 //! machines and robots cannot reach, and a robot's runtime comes from its
 //! board vendor anyway.
 //!
-//! The library is found, in order, at `ORT_DYLIB_PATH`, next to the
+//! The library is found, in order, at `ORT_DYLIB_PATH`, at the vehicle
+//! config's `model.onnxruntime`, next to the
 //! executable (or in `../lib` from it), in a `.venv` made by
 //! `scripts/setup.sh` (the PyPI `onnxruntime` wheel) in the working folder
 //! or any folder above it or in the checkout nines was built from, and in
@@ -24,6 +25,14 @@ pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 pub const INSTALL_HINT: &str = "run `bash scripts/setup.sh` (it installs the PyPI onnxruntime wheel into .venv), \
 or set ORT_DYLIB_PATH=/path/to/libonnxruntime.so (ONNX Runtime 1.17 or newer)";
 
+static CONFIGURED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Names the library the vehicle config gives (`model.onnxruntime`); it is
+/// used unless `ORT_DYLIB_PATH` is set. Call before the first model loads.
+pub fn use_library(path: &Path) {
+    let _ = CONFIGURED.set(path.to_path_buf());
+}
+
 /// Finds the ONNX Runtime shared library.
 pub fn library_path() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(DYLIB_ENV) {
@@ -33,6 +42,16 @@ pub fn library_path() -> Result<PathBuf> {
         } else {
             Err(OnboardError::Runtime(format!(
                 "{DYLIB_ENV}={} is not a file; point it at libonnxruntime.so, or unset it to search the usual places",
+                path.display()
+            )))
+        };
+    }
+    if let Some(path) = CONFIGURED.get() {
+        return if path.is_file() {
+            Ok(path.clone())
+        } else {
+            Err(OnboardError::Runtime(format!(
+                "model.onnxruntime = {} is not a file; install the target's ONNX Runtime there, or remove the key to use a bundled one",
                 path.display()
             )))
         };

@@ -56,6 +56,14 @@ pub enum Command {
     /// Write a test fleet's CA, node certificates (mutual TLS on zenoh) and
     /// the access-control policy that lets only the runtime publish commands.
     Certs(commands::certs::CertsArgs),
+    /// Write a fleet signing key pair: PREFIX.key (secret) and PREFIX.pub.
+    Keygen(commands::bundle::KeygenArgs),
+    /// Build a signed release bundle of the onboard runtime for a robot:
+    /// runtime, ONNX Runtime, model, config, systemd unit, manifest.
+    Bundle(commands::bundle::BundleArgs),
+    /// Install a bundle on a robot over ssh (or into a local folder): verify
+    /// on the target, switch atomically, health-check, roll back.
+    Flash(commands::flash::FlashArgs),
     /// The main job end to end: simulate, distil, train, export, eval, report.
     #[command(long_about = commands::demo::LONG_ABOUT)]
     Demo(commands::demo::DemoArgs),
@@ -78,5 +86,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gate(args) => commands::eval::run_gate(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Certs(args) => commands::certs::certs(&args),
+        Command::Keygen(args) => commands::bundle::keygen(&args),
+        Command::Bundle(args) => commands::bundle::bundle(&args),
+        Command::Flash(args) => commands::flash::flash(&args),
     }
 }

@@ -91,6 +91,11 @@ pub struct ModelConfig {
     /// ONNX Runtime intra-op threads (0 = ONNX Runtime's default).
     #[serde(default)]
     pub threads: usize,
+    /// The ONNX Runtime library the target provides (JetPack's GPU build,
+    /// e.g. /usr/lib/aarch64-linux-gnu/libonnxruntime.so): the runtime loads
+    /// it, and `nines bundle` then carries no library of its own.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// One execution provider and its options.

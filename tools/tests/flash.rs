@@ -1,0 +1,281 @@
+//! Flashing: signed bundles, the atomic install with health check and
+//! rollback, crashes at any point, and the ssh path against a real OpenSSH
+//! server on loopback (docs/FLASH.md).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use nines_datasets::contract::ModelContract;
+use nines_onboard::release::install::{self, InstallReport, Layout, Outcome};
+use sha2::{Digest, Sha256};
+
+/// Runs `nines ARGS` in this process.
+fn nines<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let argv = std::iter::once("nines".as_ref()).chain(args.iter().map(AsRef::as_ref));
+    nines_tools::run(nines_tools::Cli::try_parse_from(argv)?)
+}
+
+/// The runtime binary cargo built for this workspace (the robot's installed runtime here).
+fn onboard_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_nines")).with_file_name("nines-onboard");
+    assert!(
+        path.is_file(),
+        "{} missing: `cargo build -p nines-onboard` (the test command builds it)",
+        path.display()
+    );
+    path
+}
+
+struct Fixture {
+    dir: PathBuf,
+    /// Signed with the fleet key: two releases with different models.
+    a: PathBuf,
+    b: PathBuf,
+    /// A release whose runtime cannot start (its self-test fails).
+    broken: PathBuf,
+    /// Signed with another key.
+    rogue: PathBuf,
+    fleet_pub: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("flash-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        nines_onboard::release::keys::generate(&dir.join("fleet")).unwrap();
+        nines_onboard::release::keys::generate(&dir.join("rogue")).unwrap();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vehicle-sim.toml");
+        let make = |name: &str, seed: u64, key: &str, binary: &Path| {
+            let model = dir.join(format!("{name}.onnx"));
+            nines_offboard::export::export_untrained("tiny", &ModelContract::default(), seed, &model)
+                .unwrap();
+            let out = dir.join(format!("{name}.nines"));
+            let key = dir.join(format!("{key}.key"));
+            nines(&[
+                "bundle".as_ref(),
+                "--model".as_ref(),
+                model.as_os_str(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--key".as_ref(),
+                key.as_os_str(),
+                "--binary".as_ref(),
+                binary.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ])
+            .unwrap();
+            out
+        };
+        let onboard = onboard_binary();
+        Fixture {
+            a: make("a", 1, "fleet", &onboard),
+            b: make("b", 2, "fleet", &onboard),
+            broken: make("broken", 3, "fleet", Path::new("/bin/false")),
+            rogue: make("rogue", 4, "rogue", &onboard),
+            fleet_pub: dir.join("fleet.pub"),
+            dir,
+        }
+    })
+}
+
+fn local(bundle: &Path, root: &Path, keep: usize) -> anyhow::Result<()> {
+    let keep = keep.to_string();
+    nines(&[
+        "flash".as_ref(),
+        bundle.as_os_str(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--pubkey".as_ref(),
+        fixture().fleet_pub.as_os_str(),
+        "--keep".as_ref(),
+        keep.as_ref(),
+    ])
+}
+
+fn id_of(bundle: &Path) -> String {
+    nines_onboard::release::bundle::peek(bundle).unwrap().id
+}
+
+/// Every path under `root` with its content digest (or link target).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let value = if meta.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".into()
+            } else {
+                format!("{:x}", Sha256::digest(std::fs::read(&path).unwrap()))
+            };
+            out.insert(path.strip_prefix(root).unwrap().to_path_buf(), value);
+        }
+    }
+    out
+}
+
+/// The current release is complete: every file matches its manifest.
+fn assert_current_whole(root: &Path, expected: &[&str]) -> String {
+    let layout = Layout::new(root);
+    let id = layout.current_id().expect("a current release");
+    assert!(expected.contains(&id.as_str()), "current is {id}, expected one of {expected:?}");
+    let dir = layout.release(&id);
+    let manifest = install::read_manifest(&dir).unwrap();
+    assert_eq!(install::intact(&dir, &manifest), Vec::<String>::new(), "release {id} is not whole");
+    id
+}
+
+#[test]
+fn a_tampered_or_foreign_bundle_is_refused_and_the_target_does_not_change() {
+    let f = fixture();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().join("robot");
+    local(&f.a, &root, 3).unwrap();
+    let before = snapshot(&root);
+    let bytes = std::fs::read(&f.b).unwrap();
+    let tampered = f.dir.join("tampered.nines");
+    // A byte of the signature, of the compressed payload's start, middle and end.
+    for offset in [60, 200, bytes.len() / 2, bytes.len() - 1] {
+        let mut changed = bytes.clone();
+        changed[offset] ^= 0x01;
+        std::fs::write(&tampered, &changed).unwrap();
+        let err = local(&tampered, &root, 3).unwrap_err().to_string();
+        assert!(err.contains("signature does not match"), "byte {offset}: {err}");
+        assert_eq!(snapshot(&root), before, "a refused bundle (byte {offset} changed) changed the target");
+    }
+    let err = local(&f.rogue, &root, 3).unwrap_err().to_string();
+    assert!(err.contains("signed by key"), "{err}");
+    std::fs::write(&tampered, b"#!/bin/sh\nrm -rf /\n").unwrap();
+    let err = local(&tampered, &root, 3).unwrap_err().to_string();
+    assert!(err.contains("not a nines bundle"), "{err}");
+    assert_eq!(snapshot(&root), before);
+
+    // The robot's own tools say the same.
+    let verify = |bundle: &Path| {
+        Command::new(onboard_binary())
+            .arg("verify")
+            .arg(bundle)
+            .arg("--pubkey")
+            .arg(&f.fleet_pub)
+            .output()
+            .unwrap()
+    };
+    let good = verify(&f.b);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("signature good"));
+    let bad = verify(&f.rogue);
+    assert!(!bad.status.success());
+    let status = Command::new(onboard_binary()).arg("status").arg("--root").arg(&root).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && text.contains(&id_of(&f.a)) && text.contains("files intact"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unhealthy_release_is_rolled_back_and_a_failed_first_install_leaves_none() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("robot");
+    let err = local(&f.broken, &root, 3).unwrap_err().to_string();
+    assert!(err.contains("first install") && err.contains("no current release"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(root.join("current")).is_err(),
+        "a failed first install left `current`"
+    );
+    assert!(
+        std::fs::read_dir(root.join("releases")).unwrap().next().is_none(),
+        "the failed release was kept"
+    );
+
+    local(&f.a, &root, 3).unwrap();
+    let err = local(&f.broken, &root, 3).unwrap_err().to_string();
+    assert!(err.contains("rolled back to") && err.contains("self-test exited"), "{err}");
+    assert_eq!(assert_current_whole(&root, &[&id_of(&f.a)]), id_of(&f.a));
+    let journal = std::fs::read_to_string(root.join("install.log")).unwrap();
+    assert!(journal.contains("\"rolled_back\""), "{journal}");
+
+    // Releases beyond --keep go; the current and the previous stay.
+    local(&f.b, &root, 1).unwrap();
+    let releases: Vec<_> =
+        std::fs::read_dir(root.join("releases")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(releases.len(), 2, "current and previous kept: {releases:?}");
+    local(&f.a, &root, 1).unwrap();
+    assert_eq!(assert_current_whole(&root, &[&id_of(&f.a)]), id_of(&f.a));
+}
+
+#[test]
+fn killing_the_install_at_ten_random_points_leaves_a_whole_release() {
+    use rand::{Rng, SeedableRng};
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    local(&f.a, &base, 3).unwrap();
+    let (a, b) = (id_of(&f.a), id_of(&f.b));
+    let install = |root: &Path, abort_at: Option<u32>| {
+        let mut c = Command::new(onboard_binary());
+        c.arg("install").arg(&f.b).arg("--root").arg(root).args(["--service", "none"]);
+        if let Some(at) = abort_at {
+            c.env(install::ABORT_ENV, at.to_string());
+        }
+        c.stderr(Stdio::null()).output().unwrap()
+    };
+    let copy = |to: &Path| {
+        let status = Command::new("cp").arg("-a").arg(&base).arg(to).status().unwrap();
+        assert!(status.success());
+    };
+    // How many steps an install changes the disk in.
+    let probe = dir.path().join("probe");
+    copy(&probe);
+    let out = install(&probe, None);
+    assert!(out.status.success());
+    let report: InstallReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.outcome, Outcome::Installed);
+    let steps = report.steps;
+    assert!(steps >= 10, "only {steps} steps");
+
+    let seed =
+        std::env::var("NINES_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("crash points drawn with NINES_CRASH_SEED={seed} out of {steps} steps");
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut points: Vec<u32> = (1..=steps).collect();
+    for i in (1..points.len()).rev() {
+        points.swap(i, rng.random_range(0..=i));
+    }
+    for &at in points.iter().take(10) {
+        let root = dir.path().join(format!("killed-at-{at}"));
+        copy(&root);
+        let out = install(&root, Some(at));
+        assert!(out.status.code().is_none(), "the install was to be killed at step {at}");
+        let now = assert_current_whole(&root, &[&a, &b]);
+        eprintln!(
+            "killed at step {at:>2}: current is {}",
+            if now == a { "the previous release" } else { "the new one" }
+        );
+        // The next install finishes the job, whatever the kill left.
+        let out = install(&root, None);
+        assert!(
+            out.status.success(),
+            "re-install after a kill at {at}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(assert_current_whole(&root, &[&b]), b);
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("releases"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "staging left after a kill at {at}: {leftovers:?}");
+    }
+}
