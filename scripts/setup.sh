@@ -34,6 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The loopback ssh test of `nines flash` logs in to an OpenSSH server that
+# runs unprivileged, as a robot's would. Run as root, the tests use this user.
+if [ "$(id -u)" -eq 0 ] && ! id nines-robot >/dev/null 2>&1; then
+  echo "setup: creating the unprivileged user nines-robot (the ssh flash test's robot)"
+  useradd --system --create-home --shell /bin/sh nines-robot
+fi
+
 # Python peers in .venv, reinstalled only when the requirements change.
 req="scripts/peers/requirements.txt"
 stamp=".venv/.nines-requirements"

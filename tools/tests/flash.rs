@@ -279,3 +279,170 @@ fn killing_the_install_at_ten_random_points_leaves_a_whole_release() {
         assert!(leftovers.is_empty(), "staging left after a kill at {at}: {leftovers:?}");
     }
 }
+
+/// An OpenSSH server on loopback, run as an unprivileged user: the robot.
+/// As root the tests log in as `nines-robot` (scripts/setup.sh creates it);
+/// otherwise as the user running them.
+struct Robot {
+    sshd: std::process::Child,
+    port: u16,
+    user: String,
+    /// The robot user's folder (its install root goes inside).
+    home: tempfile::TempDir,
+    /// The client's key, known_hosts and ssh config.
+    client: tempfile::TempDir,
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Robot {
+    fn start() -> Self {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(sshd.is_file(), "no OpenSSH server: run scripts/setup.sh (it installs openssh-server)");
+        let root = run_ok(Command::new("id").arg("-u")) == "0";
+        let user = if root {
+            let robot = "nines-robot";
+            assert!(
+                Command::new("id").arg(robot).output().is_ok_and(|o| o.status.success()),
+                "no user {robot}: run scripts/setup.sh (as root it creates this unprivileged user for the ssh test)"
+            );
+            robot.to_owned()
+        } else {
+            run_ok(Command::new("id").arg("-un"))
+        };
+        // Under /tmp, not the test's TMPDIR: the robot user must reach it.
+        let home = tempfile::Builder::new().prefix("nines-robot-").tempdir_in("/tmp").unwrap();
+        let client = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let keygen = |path: &Path| {
+            run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path));
+        };
+        keygen(&h.join("host_key"));
+        keygen(&client.path().join("key"));
+        std::fs::copy(client.path().join("key.pub"), h.join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(
+            h.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}/host_key\nPidFile none\n\
+                 AuthorizedKeysFile {h}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\n",
+                h = h.display()
+            ),
+        )
+        .unwrap();
+        let host_key = std::fs::read_to_string(h.join("host_key.pub")).unwrap();
+        std::fs::write(client.path().join("known_hosts"), format!("[127.0.0.1]:{port} {host_key}")).unwrap();
+        std::fs::write(
+            client.path().join("ssh_config"),
+            format!(
+                "Host robot\n  HostName 127.0.0.1\n  IdentityFile {c}/key\n  IdentitiesOnly yes\n  \
+                 UserKnownHostsFile {c}/known_hosts\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+                c = client.path().display()
+            ),
+        )
+        .unwrap();
+        let mut command = if root {
+            run_ok(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(h));
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid", &user, "--regid", &user, "--init-groups"]).arg(sshd);
+            c
+        } else {
+            Command::new(sshd)
+        };
+        let sshd = command.arg("-D").arg("-e").arg("-f").arg(h.join("sshd_config")).spawn().unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed().as_secs() < 20, "sshd did not start listening on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { sshd, port, user, home, client }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.home.path().join("robot")
+    }
+
+    fn flash(&self, bundle: &Path, pubkey: bool) -> anyhow::Result<()> {
+        let host = format!("{}@robot", self.user);
+        let port = self.port.to_string();
+        let config = self.client.path().join("ssh_config");
+        let root = self.root();
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "flash".as_ref(),
+            bundle.as_os_str(),
+            "--host".as_ref(),
+            host.as_ref(),
+            "--port".as_ref(),
+            port.as_ref(),
+            "--ssh-config".as_ref(),
+            config.as_os_str(),
+            "--remote-root".as_ref(),
+            root.as_os_str(),
+            "--service".as_ref(),
+            "none".as_ref(),
+        ];
+        if pubkey {
+            args.extend(["--pubkey".as_ref(), fixture().fleet_pub.as_os_str()]);
+        }
+        nines(&args)
+    }
+
+    fn ssh(&self, remote: &str) -> String {
+        run_ok(Command::new("ssh").arg("-F").arg(self.client.path().join("ssh_config")).args([
+            "-p",
+            &self.port.to_string(),
+            &format!("{}@robot", self.user),
+            "--",
+            remote,
+        ]))
+    }
+}
+
+impl Drop for Robot {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+#[test]
+fn flash_over_ssh_to_a_loopback_openssh_server() {
+    let f = fixture();
+    let robot = Robot::start();
+    assert_ne!(robot.ssh("id -u"), "0", "the robot's ssh server must run unprivileged");
+    // A robot that trusts no key refuses to be flashed until it is given one.
+    let err = robot.flash(&f.a, false).unwrap_err().to_string();
+    assert!(err.contains("trusts no fleet key"), "{err}");
+    // First install: the key is provisioned, the bundle's own installer runs.
+    robot.flash(&f.a, true).unwrap();
+    assert_eq!(assert_current_whole(&robot.root(), &[&id_of(&f.a)]), id_of(&f.a));
+    // Then the installed runtime verifies and installs the next one.
+    robot.flash(&f.b, false).unwrap();
+    assert_eq!(assert_current_whole(&robot.root(), &[&id_of(&f.b)]), id_of(&f.b));
+    let before = snapshot(&robot.root());
+    let mut bytes = std::fs::read(&f.a).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x80;
+    let tampered = robot.client.path().join("tampered.nines");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let err = robot.flash(&tampered, false).unwrap_err().to_string();
+    assert!(err.contains("signature does not match"), "{err}");
+    let err = robot.flash(&f.rogue, false).unwrap_err().to_string();
+    assert!(err.contains("signed by key"), "{err}");
+    assert_eq!(snapshot(&robot.root()), before, "a refused bundle changed the robot");
+    // An unhealthy release is rolled back on the robot.
+    let err = robot.flash(&f.broken, false).unwrap_err().to_string();
+    assert!(err.contains("rolled back to"), "{err}");
+    let root = robot.root();
+    let status =
+        robot.ssh(&format!("{}/current/bin/nines-onboard status --root {}", root.display(), root.display()));
+    assert!(
+        status.contains(&format!("current {}", id_of(&f.b))) && status.contains("files intact"),
+        "{status}"
+    );
+}

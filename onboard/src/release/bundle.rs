@@ -188,13 +188,21 @@ pub struct Verified {
     pub signer: String,
 }
 
-/// Reads the manifest without checking the signature: for showing what a
-/// bundle claims to be before it is verified where it matters (on the target).
+/// Reads the manifest without checking the signature or the files: for
+/// showing what a bundle claims to be before it is verified where it
+/// matters (on the target).
 pub fn peek(path: &Path) -> Result<Manifest> {
     let bytes = read(path)?;
     let (_, _, payload) = split(path, &bytes)?;
-    let (manifest, _, _) = unpack_payload(path, payload)?;
-    Ok(manifest)
+    let damaged = |e: std::io::Error| bundle_error(path, format!("the bundle is damaged: {e}"));
+    let decoder = zstd::stream::Decoder::new(payload).map_err(damaged)?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut entries = archive.entries().map_err(damaged)?;
+    let mut first =
+        entries.next().ok_or_else(|| bundle_error(path, "the bundle is empty"))?.map_err(damaged)?;
+    let mut json = Vec::new();
+    first.read_to_end(&mut json).map_err(damaged)?;
+    serde_json::from_slice(&json).map_err(|e| bundle_error(path, format!("{MANIFEST}: {e}")))
 }
 
 /// Reads `path`, checks its signature against `trusted`, then every file
