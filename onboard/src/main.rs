@@ -378,30 +378,33 @@ fn release_tool(tool: &Tool) -> nines_onboard::Result<ExitCode> {
                 }
             })
         }
-        Tool::SelfTest { config, model } => {
-            let config = Config::load(config)?;
-            if let Some(lib) = &config.model.onnxruntime {
-                nines_onboard::ort_env::use_library(&config.resolve(lib));
-            }
-            let start = std::time::Instant::now();
-            let mut net = nines_onboard::inference::Inference::load(model, &config.model, &config.base_dir)?;
-            net.image_mut().fill(0.5);
-            let finite =
-                net.run(0.0, |o| o.depth.iter().chain(o.plan).chain(o.lead).all(|v| v.is_finite()))?;
-            println!(
-                "{{\"model\":{:?},\"digest\":{:?},\"provider\":{:?},\"finite\":{finite},\"seconds\":{:.3}}}",
-                model.display().to_string(),
-                net.digest(),
-                net.provider(),
-                start.elapsed().as_secs_f64()
-            );
-            if finite {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("error: {}: the model's outputs are not finite", model.display());
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Tool::SelfTest { config, model } => self_test(config, model),
+    }
+}
+
+/// `nines-onboard self-test`: load the model with the vehicle config, one inference.
+fn self_test(config: &std::path::Path, model: &std::path::Path) -> nines_onboard::Result<ExitCode> {
+    let config = Config::load(config)?;
+    if let Some(lib) = &config.model.onnxruntime {
+        nines_onboard::ort_env::use_library(&config.resolve(lib));
+    }
+    let start = std::time::Instant::now();
+    let mut net = nines_onboard::inference::Inference::load(model, &config.model, &config.base_dir)?;
+    net.image_mut().fill(0.5);
+    let finite = net.run(0.0, |o| o.depth.iter().chain(o.plan).chain(o.lead).all(|v| v.is_finite()))?;
+    let report = serde_json::json!({
+        "model": model.display().to_string(),
+        "digest": net.digest(),
+        "provider": net.provider(),
+        "finite": finite,
+        "seconds": start.elapsed().as_secs_f64(),
+    });
+    println!("{report}");
+    if finite {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {}: the model's outputs are not finite", model.display());
+        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -2,6 +2,8 @@
 //! rollback, crashes at any point, and the ssh path against a real OpenSSH
 //! server on loopback (docs/FLASH.md).
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -445,4 +447,60 @@ fn flash_over_ssh_to_a_loopback_openssh_server() {
         status.contains(&format!("current {}", id_of(&f.b))) && status.contains("files intact"),
         "{status}"
     );
+}
+
+#[test]
+fn the_runtime_tells_systemd_it_is_ready_and_pings_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let drive = dir.path().join("drive.mcap");
+    let options = nines_sim::record::RecordOptions { duration_secs: Some(2.0), ..Default::default() };
+    nines_sim::record::record_expert(
+        nines_sim::family("straight").unwrap().draw("straight", 1),
+        &drive,
+        &options,
+    )
+    .unwrap();
+    // The socket systemd would hand a Type=notify service.
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vehicle-sim.toml");
+    // Read as systemd does, while the runtime runs: an unread socket fills and blocks the sender.
+    let reader = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = message.contains("STOPPING=1");
+            messages.push(message);
+            if done {
+                break;
+            }
+        }
+        messages
+    });
+    // systemd names the service's PID in WATCHDOG_PID: `exec` keeps the shell's.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(onboard_binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("--model")
+        .arg(f.dir.join("a.onnx"))
+        .arg("--source")
+        .arg(&drive)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "20000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The runtime's last word; the reader also gives up after its timeout.
+    let sender = UnixDatagram::unbound().unwrap();
+    let _ = sender.send_to(b"STOPPING=1", &socket_path);
+    let messages = reader.join().unwrap();
+    assert!(messages.first().is_some_and(|m| m.lines().any(|l| l == "READY=1")), "{messages:?}");
+    assert!(messages.iter().skip(1).any(|m| m == "WATCHDOG=1\n" || m == "WATCHDOG=1"), "{messages:?}");
 }

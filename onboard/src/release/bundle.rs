@@ -128,8 +128,11 @@ fn bundle_error(path: &Path, detail: impl Into<String>) -> OnboardError {
     OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
 }
 
-/// Writes a bundle: `files` (path, bytes, mode) must be exactly the
-/// manifest's files, in its order.
+/// Writes a bundle: `files` (path, bytes) must be exactly the manifest's
+/// files, in its order.
+///
+/// # Panics
+/// Never: a manifest always serialises.
 pub fn write(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)], key: &SigningKey) -> Result<()> {
     check_manifest(manifest, files.iter().map(|(p, b)| (p.as_str(), b.as_slice())), out)?;
     let manifest_json = serde_json::to_vec_pretty(manifest).expect("a manifest serialises");
@@ -210,8 +213,7 @@ pub fn peek(path: &Path) -> Result<Manifest> {
 pub fn verify(path: &Path, trusted: &VerifyingKey) -> Result<Verified> {
     let bytes = read(path)?;
     let (public, signature, payload) = split(path, &bytes)?;
-    let signer =
-        VerifyingKey::from_bytes(public).map(|k| fingerprint(&k)).unwrap_or_else(|_| "invalid".into());
+    let signer = VerifyingKey::from_bytes(public).map_or_else(|_| "invalid".into(), |k| fingerprint(&k));
     if public != trusted.as_bytes() {
         return Err(bundle_error(
             path,

@@ -408,7 +408,7 @@ pub fn intact(dir: &Path, manifest: &Manifest) -> Vec<String> {
                 problems.push(format!("{}: changed since install (SHA-256 differs)", entry.path));
             }
             Ok(_) => {
-                let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+                let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
                 if mode != entry.mode {
                     problems.push(format!(
                         "{}: mode {mode:o} where the manifest has {:o}",
@@ -575,7 +575,7 @@ fn journal(layout: &Layout, id: &str, event: &str, previous: Option<&str>, steps
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -584,7 +584,6 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .map_err(io_error(path, "creating"))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error(path, "writing"))?;
     // The umask may have narrowed the mode.
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_error(path, "setting the mode"))
 }

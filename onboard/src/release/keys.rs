@@ -92,7 +92,11 @@ pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey> {
 #[must_use]
 pub fn fingerprint(key: &VerifyingKey) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..8].iter().fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 #[cfg(test)]
@@ -101,12 +105,12 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_are_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let prefix = dir.path().join("fleet");
         let (secret, public) = generate(&prefix).unwrap();
         let key = read_signing_key(&secret).unwrap();
         assert_eq!(read_verifying_key(&public).unwrap(), key.verifying_key());
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
         let again = generate(&prefix).unwrap_err().to_string();
         assert!(again.contains("never overwritten"), "{again}");

@@ -113,27 +113,24 @@ pub fn bundle(args: &BundleArgs) -> anyhow::Result<()> {
     let glibc_needed = check_elf(&binary, &binary_bytes, arch)?;
 
     let mut files: Vec<(String, Vec<u8>, u32)> = vec![("bin/nines-onboard".into(), binary_bytes, 0o755)];
-    let onnxruntime = match &config.model.onnxruntime {
-        Some(provided) => {
-            eprintln!("the target provides ONNX Runtime ({}): none bundled", provided.display());
-            OnnxRuntime { file: None, version: None, provided_by_target: Some(provided.clone()) }
-        }
-        None => {
-            let lib = match &args.onnxruntime {
-                Some(path) => path.clone(),
-                None => default_onnxruntime(arch)?,
-            };
-            let name = std::fs::canonicalize(&lib)
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .with_context(|| format!("{}: no such ONNX Runtime library", lib.display()))?;
-            let bytes = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
-            check_elf(&lib, &bytes, arch)?;
-            let version = name.strip_prefix("libonnxruntime.so.").map(str::to_owned);
-            let file = format!("lib/{name}");
-            files.push((file.clone(), bytes, 0o644));
-            OnnxRuntime { file: Some(file), version, provided_by_target: None }
-        }
+    let onnxruntime = if let Some(provided) = &config.model.onnxruntime {
+        eprintln!("the target provides ONNX Runtime ({}): none bundled", provided.display());
+        OnnxRuntime { file: None, version: None, provided_by_target: Some(provided.clone()) }
+    } else {
+        let lib = match &args.onnxruntime {
+            Some(path) => path.clone(),
+            None => default_onnxruntime(arch)?,
+        };
+        let name = std::fs::canonicalize(&lib)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .with_context(|| format!("{}: no such ONNX Runtime library", lib.display()))?;
+        let bytes = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+        check_elf(&lib, &bytes, arch)?;
+        let version = name.strip_prefix("libonnxruntime.so.").map(str::to_owned);
+        let file = format!("lib/{name}");
+        files.push((file.clone(), bytes, 0o644));
+        OnnxRuntime { file: Some(file), version, provided_by_target: None }
     };
     let model_file = "model/model.onnx".to_owned();
     let config_file = "config/vehicle.toml".to_owned();
@@ -308,7 +305,7 @@ fn check_elf(path: &Path, bytes: &[u8], arch: &str) -> anyhow::Result<(u32, u32)
     let needed = file
         .section_by_name(".dynstr")
         .and_then(|s| s.data().ok())
-        .map(|strings| {
+        .and_then(|strings| {
             strings
                 .split(|b| *b == 0)
                 .filter_map(|s| std::str::from_utf8(s).ok()?.strip_prefix("GLIBC_"))
@@ -317,8 +314,8 @@ fn check_elf(path: &Path, bytes: &[u8], arch: &str) -> anyhow::Result<(u32, u32)
                     Some((parts.next()?.ok()?, parts.next().and_then(Result::ok).unwrap_or(0)))
                 })
                 .max()
-                .unwrap_or((2, 17))
         })
+        // No versioned glibc symbol: the oldest glibc Rust supports.
         .unwrap_or((2, 17));
     if needed > GLIBC_FLOOR {
         bail!(
