@@ -334,16 +334,7 @@ fn release_tool(tool: &Tool) -> nines_onboard::Result<ExitCode> {
             Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Tool::Install { bundle, root, pubkey, service, runner, keep, health_timeout } => {
-            let timeout = std::time::Duration::from_secs_f64(health_timeout.max(0.1));
-            let health = if service == "none" {
-                let runner = runner
-                    .as_deref()
-                    .map(|r| r.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default();
-                Health::SelfTest { runner, timeout }
-            } else {
-                Health::Systemd { timeout }
-            };
+            let health = Health::from_flags(service, runner.as_deref(), *health_timeout, false);
             let options = InstallOptions { pubkey: pubkey.clone(), health, keep: *keep };
             let report = install::install(bundle, root, &options)?;
             println!("{}", serde_json::to_string(&report).expect("a report serialises"));

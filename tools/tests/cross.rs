@@ -18,11 +18,8 @@ use nines_sim::record::{RecordOptions, record_expert};
 /// kernels sums in different orders.
 const TOLERANCE: f64 = 1e-3;
 
-fn nines<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
-    use clap::Parser;
-    let argv = std::iter::once("nines".as_ref()).chain(args.iter().map(AsRef::as_ref));
-    nines_tools::run(nines_tools::Cli::try_parse_from(argv).unwrap()).unwrap();
-}
+mod support;
+use support::nines;
 
 /// Every command the runtime printed: (stamp, steering, speed, acceleration).
 fn drive(runner: Option<&Path>, binary: &Path, release: &Path, drive: &Path) -> Vec<(u64, f64, f64, f64)> {
@@ -69,7 +66,7 @@ fn the_aarch64_runtime_from_a_bundle_drives_a_recorded_drive_like_the_x86_64_one
     // A trained model (the demo's quick variant: a few simulated drives, one
     // epoch), so that its commands follow what the camera sees.
     let demo = d.join("demo");
-    nines(&["demo".as_ref(), "--quick".as_ref(), "--out".as_ref(), demo.as_os_str()]);
+    nines(&["demo".as_ref(), "--quick".as_ref(), "--out".as_ref(), demo.as_os_str()]).unwrap();
     let model = std::fs::read_dir(&demo)
         .unwrap()
         .flatten()
@@ -98,7 +95,8 @@ fn the_aarch64_runtime_from_a_bundle_drives_a_recorded_drive_like_the_x86_64_one
         d.join("fleet.key").as_os_str(),
         "--out".as_ref(),
         bundle.as_os_str(),
-    ]);
+    ])
+    .unwrap();
     let root = d.join("sd-card");
     let runner_arg = runner.to_string_lossy().into_owned();
     nines(&[
@@ -110,7 +108,8 @@ fn the_aarch64_runtime_from_a_bundle_drives_a_recorded_drive_like_the_x86_64_one
         d.join("fleet.pub").as_os_str(),
         "--runner".as_ref(),
         runner_arg.as_ref(),
-    ]);
+    ])
+    .unwrap();
     let release: PathBuf = root.join("current");
     let file = Command::new("file").arg(release.join("bin/nines-onboard")).output().unwrap();
     let file = String::from_utf8_lossy(&file.stdout);

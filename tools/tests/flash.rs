@@ -13,19 +13,15 @@ use nines_datasets::contract::ModelContract;
 use nines_onboard::release::install::{self, InstallReport, Layout, Outcome};
 use sha2::{Digest, Sha256};
 
-/// Runs `nines ARGS` in this process.
-fn nines<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> anyhow::Result<()> {
-    use clap::Parser;
-    let argv = std::iter::once("nines".as_ref()).chain(args.iter().map(AsRef::as_ref));
-    nines_tools::run(nines_tools::Cli::try_parse_from(argv)?)
-}
+mod support;
+use support::nines;
 
 /// The runtime binary cargo built for this workspace (the robot's installed runtime here).
 fn onboard_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_nines")).with_file_name("nines-onboard");
     assert!(
         path.is_file(),
-        "{} missing: `cargo build -p nines-onboard` (the test command builds it)",
+        "{} missing: `cargo test --workspace` builds it (onboard/tests/cli.rs needs it), or `cargo build -p nines-onboard`",
         path.display()
     );
     path

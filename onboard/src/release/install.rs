@@ -95,6 +95,23 @@ pub enum Health {
     },
 }
 
+impl Health {
+    /// From command-line flags: `service` `none` (or `self_test`) is the
+    /// self-test, run through `runner` (words split on whitespace) when
+    /// given; otherwise systemd. `timeout_secs` is at least 0.1 s.
+    #[must_use]
+    pub fn from_flags(service: &str, runner: Option<&str>, timeout_secs: f64, self_test: bool) -> Self {
+        let timeout = Duration::from_secs_f64(timeout_secs.max(0.1));
+        if service == "none" || self_test {
+            let runner =
+                runner.map(|r| r.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+            Self::SelfTest { runner, timeout }
+        } else {
+            Self::Systemd { timeout }
+        }
+    }
+}
+
 /// Install settings.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {

@@ -12,7 +12,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -114,17 +113,7 @@ fn print_outcome(report: &InstallReport) -> anyhow::Result<()> {
 }
 
 fn health(args: &FlashArgs, local: bool) -> Health {
-    let timeout = Duration::from_secs_f64(args.health_timeout.max(0.1));
-    if args.service == "none" || local {
-        let runner = args
-            .runner
-            .as_deref()
-            .map(|r| r.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
-        Health::SelfTest { runner, timeout }
-    } else {
-        Health::Systemd { timeout }
-    }
+    Health::from_flags(&args.service, args.runner.as_deref(), args.health_timeout, local)
 }
 
 fn flash_local(args: &FlashArgs, root: &Path) -> anyhow::Result<InstallReport> {
