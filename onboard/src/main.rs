@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use nines_onboard::config::Config;
-use nines_onboard::release::install::{self, Health, InstallOptions, Outcome};
+use nines_onboard::release::install::{self, Health, InstallOptions};
 use nines_onboard::release::{bundle, keys, service};
 use nines_onboard::runtime::{self, Controls, Published, RunOptions};
 use nines_onboard::source::{self, Pacing};
@@ -209,10 +209,7 @@ fn open_source(
 
 fn run(args: &Args) -> nines_onboard::Result<()> {
     let config_path = args.config.clone().expect("clap requires --config");
-    let config = Config::load(&config_path)?;
-    if let Some(lib) = &config.model.onnxruntime {
-        nines_onboard::ort_env::use_library(&config.resolve(lib));
-    }
+    let config = load_config(&config_path)?;
     let usage = |detail: &str| nines_onboard::OnboardError::Config {
         path: config_path.clone(),
         detail: detail.into(),
@@ -252,10 +249,11 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
     let print = args.print;
     let mut notifier = service::Notifier::new();
     let sink: runtime::Sink = Box::new(move |m| {
-        if let Published::Command(_) = m {
+        if let Published::Command(c) = m {
             notifier.command_published();
-        }
-        if print && let Published::Command(c) = m {
+            if !print {
+                return;
+            }
             println!(
                 "{{\"stamp_ns\":{},\"steering_angle\":{},\"speed\":{},\"acceleration\":{}}}",
                 c.header.stamp.as_nanos(),
@@ -338,47 +336,26 @@ fn release_tool(tool: &Tool) -> nines_onboard::Result<ExitCode> {
             let options = InstallOptions { pubkey: pubkey.clone(), health, keep: *keep };
             let report = install::install(bundle, root, &options)?;
             println!("{}", serde_json::to_string(&report).expect("a report serialises"));
-            let why = report.health_failure.as_deref().unwrap_or("");
-            Ok(match report.outcome {
-                Outcome::Installed => {
-                    eprintln!(
-                        "installed {} (previous {})",
-                        report.id,
-                        report.previous.as_deref().unwrap_or("none")
-                    );
-                    ExitCode::SUCCESS
-                }
-                Outcome::AlreadyCurrent => {
-                    eprintln!("{} is already the current release; nothing changed", report.id);
-                    ExitCode::SUCCESS
-                }
-                Outcome::RolledBack => {
-                    eprintln!(
-                        "{} failed its health check ({why}); rolled back to {}",
-                        report.id,
-                        report.current.as_deref().unwrap_or("none")
-                    );
-                    ExitCode::from(2)
-                }
-                Outcome::FirstInstallFailed => {
-                    eprintln!(
-                        "{} failed its health check ({why}); this was the first install, so there is no current release",
-                        report.id
-                    );
-                    ExitCode::from(2)
-                }
-            })
+            eprintln!("{}", report.summary());
+            Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Tool::SelfTest { config, model } => self_test(config, model),
     }
 }
 
-/// `nines-onboard self-test`: load the model with the vehicle config, one inference.
-fn self_test(config: &std::path::Path, model: &std::path::Path) -> nines_onboard::Result<ExitCode> {
-    let config = Config::load(config)?;
+/// The vehicle config, with the ONNX Runtime library it names (if any)
+/// registered before any model loads.
+fn load_config(path: &std::path::Path) -> nines_onboard::Result<Config> {
+    let config = Config::load(path)?;
     if let Some(lib) = &config.model.onnxruntime {
         nines_onboard::ort_env::use_library(&config.resolve(lib));
     }
+    Ok(config)
+}
+
+/// `nines-onboard self-test`: load the model with the vehicle config, one inference.
+fn self_test(config: &std::path::Path, model: &std::path::Path) -> nines_onboard::Result<ExitCode> {
+    let config = load_config(config)?;
     let start = std::time::Instant::now();
     let mut net = nines_onboard::inference::Inference::load(model, &config.model, &config.base_dir)?;
     net.image_mut().fill(0.5);

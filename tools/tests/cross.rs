@@ -83,20 +83,8 @@ fn the_aarch64_runtime_from_a_bundle_drives_a_recorded_drive_like_the_x86_64_one
     std::fs::write(&config, text.replace("inference_deadline_ms = 80.0", "inference_deadline_ms = 60000.0"))
         .unwrap();
     let bundle = d.join("arm.nines");
-    nines(&[
-        "bundle".as_ref(),
-        "--target".as_ref(),
-        "aarch64-unknown-linux-gnu".as_ref(),
-        "--model".as_ref(),
-        model.as_os_str(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--key".as_ref(),
-        d.join("fleet.key").as_os_str(),
-        "--out".as_ref(),
-        bundle.as_os_str(),
-    ])
-    .unwrap();
+    let target = ["--target".as_ref(), "aarch64-unknown-linux-gnu".as_ref()];
+    support::bundle(&model, &config, &d.join("fleet.key"), &bundle, &target).unwrap();
     let root = d.join("sd-card");
     let runner_arg = runner.to_string_lossy().into_owned();
     nines(&[

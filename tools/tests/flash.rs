@@ -54,20 +54,7 @@ fn fixture() -> &'static Fixture {
                 .unwrap();
             let out = dir.join(format!("{name}.nines"));
             let key = dir.join(format!("{key}.key"));
-            nines(&[
-                "bundle".as_ref(),
-                "--model".as_ref(),
-                model.as_os_str(),
-                "--config".as_ref(),
-                config.as_os_str(),
-                "--key".as_ref(),
-                key.as_os_str(),
-                "--binary".as_ref(),
-                binary.as_os_str(),
-                "--out".as_ref(),
-                out.as_os_str(),
-            ])
-            .unwrap();
+            support::bundle(&model, &config, &key, &out, &["--binary".as_ref(), binary.as_os_str()]).unwrap();
             out
         };
         let onboard = onboard_binary();
@@ -142,7 +129,7 @@ fn a_tampered_or_foreign_bundle_is_refused_and_the_target_does_not_change() {
     let before = snapshot(&root);
     let bytes = std::fs::read(&f.b).unwrap();
     let tampered = f.dir.join("tampered.nines");
-    // A byte of the signature, of the compressed payload's start, middle and end.
+    // A byte at the compressed payload's start, further in, in its middle, and of the signature at the end.
     for offset in [60, 200, bytes.len() / 2, bytes.len() - 1] {
         let mut changed = bytes.clone();
         changed[offset] ^= 0x01;

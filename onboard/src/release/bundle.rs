@@ -2,10 +2,10 @@
 //! as a whole so that any changed byte is refused.
 //!
 //! Layout: the magic line `nines-bundle 1\n`, the signer's ed25519 public
-//! key (32 bytes), the signature (64 bytes), then the payload: a
-//! zstd-compressed tar whose first entry is `manifest.json` and whose other
-//! entries are exactly the manifest's files, in its order. The signature
-//! covers the magic, the key and the payload; the manifest adds the SHA-256
+//! key (32 bytes), the payload (a zstd-compressed tar whose first entry is
+//! `manifest.json` and whose other entries are exactly the manifest's
+//! files, in its order), then the signature (64 bytes) over everything
+//! before it; the manifest adds the SHA-256
 //! of every file, checked again when a release is unpacked and by
 //! `nines-onboard status` on the installed tree.
 //!
@@ -28,7 +28,10 @@ pub const MAGIC: &[u8] = b"nines-bundle 1\n";
 pub const FORMAT: u32 = 1;
 /// The manifest's name inside the payload and in an installed release.
 pub const MANIFEST: &str = "manifest.json";
-const HEADER: usize = MAGIC.len() + 32 + 64;
+/// The magic line and the signer's key, before the payload.
+const HEADER: usize = MAGIC.len() + 32;
+/// The signature, after the payload.
+const SIGNATURE: usize = 64;
 
 /// What a release is: written by `nines bundle`, signed with the bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,13 +155,13 @@ pub fn write(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)], key: 
     let tar = tar.into_inner().map_err(|e| bundle_error(out, format!("packing: {e}")))?;
     let payload =
         zstd::bulk::compress(&tar, 9).map_err(|e| bundle_error(out, format!("compressing: {e}")))?;
-    let public = key.verifying_key();
-    let signature = key.sign(&signed_message(public.as_bytes(), &payload));
-    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    let mut bytes = Vec::with_capacity(HEADER + payload.len() + SIGNATURE);
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(public.as_bytes());
-    bytes.extend_from_slice(&signature.to_bytes());
+    bytes.extend_from_slice(key.verifying_key().as_bytes());
     bytes.extend_from_slice(&payload);
+    // Everything before it is signed, so it is one contiguous slice to check.
+    let signature = key.sign(&bytes);
+    bytes.extend_from_slice(&signature.to_bytes());
     // Written next to the target and renamed, so a bundle on disk is always whole.
     let part = out.with_extension("part");
     let write = || -> std::io::Result<()> {
@@ -168,14 +171,6 @@ pub fn write(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)], key: 
         std::fs::rename(&part, out)
     };
     write().map_err(|e| bundle_error(out, format!("writing: {e}")))
-}
-
-fn signed_message(public: &[u8; 32], payload: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(MAGIC.len() + 32 + payload.len());
-    message.extend_from_slice(MAGIC);
-    message.extend_from_slice(public);
-    message.extend_from_slice(payload);
-    message
 }
 
 /// A bundle whose signature and files have been checked.
@@ -196,7 +191,8 @@ pub struct Verified {
 /// matters (on the target).
 pub fn peek(path: &Path) -> Result<Manifest> {
     let bytes = read(path)?;
-    let (_, _, payload) = split(path, &bytes)?;
+    let (_, signed, _) = split(path, &bytes)?;
+    let payload = &signed[HEADER..];
     let damaged = |e: std::io::Error| bundle_error(path, format!("the bundle is damaged: {e}"));
     let decoder = zstd::stream::Decoder::new(payload).map_err(damaged)?;
     let mut archive = tar::Archive::new(decoder);
@@ -212,7 +208,7 @@ pub fn peek(path: &Path) -> Result<Manifest> {
 /// against the manifest. Nothing is written.
 pub fn verify(path: &Path, trusted: &VerifyingKey) -> Result<Verified> {
     let bytes = read(path)?;
-    let (public, signature, payload) = split(path, &bytes)?;
+    let (public, signed, signature) = split(path, &bytes)?;
     let signer = VerifyingKey::from_bytes(public).map_or_else(|_| "invalid".into(), |k| fingerprint(&k));
     if public != trusted.as_bytes() {
         return Err(bundle_error(
@@ -224,10 +220,10 @@ pub fn verify(path: &Path, trusted: &VerifyingKey) -> Result<Verified> {
             ),
         ));
     }
-    trusted.verify_strict(&signed_message(public, payload), &Signature::from_bytes(signature)).map_err(|_| {
+    trusted.verify_strict(signed, &Signature::from_bytes(signature)).map_err(|_| {
         bundle_error(path, "the signature does not match the bundle: it was changed after signing, or is damaged; refusing it")
     })?;
-    let (manifest, manifest_json, files) = unpack_payload(path, payload)?;
+    let (manifest, manifest_json, files) = unpack_payload(path, &signed[HEADER..])?;
     Ok(Verified { manifest, manifest_json, files, signer })
 }
 
@@ -235,19 +231,20 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| bundle_error(path, format!("cannot read the bundle: {e}")))
 }
 
-fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8; 32], &'a [u8; 64], &'a [u8])> {
+/// The signer's key, the signed part (header and payload), and the signature.
+fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8; 32], &'a [u8], &'a [u8; 64])> {
     if !bytes.starts_with(MAGIC) {
         return Err(bundle_error(
             path,
             "not a nines bundle (no `nines-bundle 1` header); make one with `nines bundle`",
         ));
     }
-    if bytes.len() < HEADER {
+    if bytes.len() < HEADER + SIGNATURE {
         return Err(bundle_error(path, "the bundle is cut short: copy it again"));
     }
-    let public = bytes[MAGIC.len()..MAGIC.len() + 32].try_into().expect("32 bytes");
-    let signature = bytes[MAGIC.len() + 32..HEADER].try_into().expect("64 bytes");
-    Ok((public, signature, &bytes[HEADER..]))
+    let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE);
+    let public = signed[MAGIC.len()..HEADER].try_into().expect("32 bytes");
+    Ok((public, signed, signature.try_into().expect("64 bytes")))
 }
 
 type Unpacked = (Manifest, Vec<u8>, Vec<Vec<u8>>);

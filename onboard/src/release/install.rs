@@ -158,6 +158,43 @@ pub struct InstallReport {
     pub steps: u32,
 }
 
+impl InstallReport {
+    /// The release asked for is current and healthy.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, Outcome::Installed | Outcome::AlreadyCurrent)
+    }
+
+    /// One sentence for people: what happened, and why when it failed.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let why = self.health_failure.as_deref().unwrap_or("");
+        match self.outcome {
+            Outcome::Installed => format!(
+                "installed {} (signed by {}); previous {}{}",
+                self.id,
+                self.signer,
+                self.previous.as_deref().unwrap_or("none"),
+                if self.pruned.is_empty() {
+                    String::new()
+                } else {
+                    format!("; removed {}", self.pruned.join(", "))
+                }
+            ),
+            Outcome::AlreadyCurrent => format!("{} is already the current release; nothing changed", self.id),
+            Outcome::RolledBack => format!(
+                "{} failed its health check ({why}); rolled back to {}",
+                self.id,
+                self.current.as_deref().unwrap_or("none")
+            ),
+            Outcome::FirstInstallFailed => format!(
+                "{} failed its health check ({why}); it was the first install, so the target has no current release",
+                self.id
+            ),
+        }
+    }
+}
+
 /// Test hook: `NINES_INSTALL_ABORT_AT=N` aborts the process at the Nth step
 /// that changes the target's disk, the way a kill or a power cut would (no
 /// clean-up runs). The crash tests use it to stop an install at every point.

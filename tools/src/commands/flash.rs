@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 use nines_onboard::release::bundle;
-use nines_onboard::release::install::{self, Health, InstallOptions, InstallReport, Outcome};
+use nines_onboard::release::install::{self, Health, InstallOptions, InstallReport};
 use nines_onboard::release::keys;
 
 /// `nines flash` arguments.
@@ -80,36 +80,11 @@ pub fn flash(args: &FlashArgs) -> anyhow::Result<()> {
 }
 
 fn print_outcome(report: &InstallReport) -> anyhow::Result<()> {
-    let why = report.health_failure.as_deref().unwrap_or("");
-    match report.outcome {
-        Outcome::Installed => {
-            println!(
-                "installed {} (signed by {}); previous {}{}",
-                report.id,
-                report.signer,
-                report.previous.as_deref().unwrap_or("none"),
-                if report.pruned.is_empty() {
-                    String::new()
-                } else {
-                    format!("; removed {}", report.pruned.join(", "))
-                }
-            );
-            Ok(())
-        }
-        Outcome::AlreadyCurrent => {
-            println!("{} is already the current release; nothing changed", report.id);
-            Ok(())
-        }
-        Outcome::RolledBack => bail!(
-            "{} failed its health check ({why}); rolled back to {}",
-            report.id,
-            report.current.as_deref().unwrap_or("none")
-        ),
-        Outcome::FirstInstallFailed => bail!(
-            "{} failed its health check ({why}); it was the first install, so the target has no current release",
-            report.id
-        ),
+    if !report.succeeded() {
+        bail!("{}", report.summary());
     }
+    println!("{}", report.summary());
+    Ok(())
 }
 
 fn health(args: &FlashArgs, local: bool) -> Health {
