@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 /// `[zenoh]`: how a node joins the robot's network. The defaults are
 /// rmw_zenoh's (ROS 2 Jazzy): a peer that connects to a router on
-/// `tcp/localhost:7447`, multicast scouting off, ROS domain 0.
+/// `tcp/localhost:7447`, multicast scouting off, ROS domain 0. Unlike
+/// rmw_zenoh's nodes it listens on nothing unless told to, so that no plain
+/// TCP endpoint is open next to a TLS setup.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
