@@ -34,9 +34,33 @@ use crate::{OnboardError, Result};
 /// The admin-space prefix of rmw_zenoh's liveliness tokens.
 pub const LIVELINESS_PREFIX: &str = "@ros2_lv";
 
-/// QoS in rmw_zenoh's token form for reliable, volatile, keep-last 10: only
-/// what differs from rmw_zenoh's defaults (keep-last 42) is written.
-pub const QOS_RELIABLE_DEPTH_10: &str = "::,10:,:,:,,";
+/// The QoS an entity advertises in its liveliness token, which ROS 2 nodes
+/// on rmw_zenoh check for compatibility (zenoh delivers either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    /// Reliable, volatile, keep-last 10: ROS 2's default, for commands,
+    /// diagnostics, model outputs and events.
+    Reliable,
+    /// Best effort, volatile, keep-last 5 (`rclcpp::SensorDataQoS`): what a
+    /// subscription to a camera or odometry asks for, so that it matches
+    /// best-effort sensor drivers as well as reliable publishers without a
+    /// QoS-incompatibility event on their side.
+    SensorData,
+}
+
+impl Qos {
+    /// The token form: `rel:dur:hist,depth:deadline:lifespan:liveliness`,
+    /// with only what differs from rmw_zenoh's defaults (reliable, volatile,
+    /// keep-last 42, infinite durations, automatic liveliness) written;
+    /// best effort is reliability 2.
+    #[must_use]
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Reliable => "::,10:,:,:,,",
+            Self::SensorData => "2::,5:,:,:,,",
+        }
+    }
+}
 
 /// The node's id within its session (one node per session; a node token
 /// carries its id twice, as rmw_zenoh's do); entities count on from 1.
@@ -215,11 +239,11 @@ impl Node {
     }
 
     /// The liveliness key of a new entity on `topic` carrying `type_name`.
-    fn entity_key(&self, kind: EntityKind, topic: &str, type_name: &str) -> Result<String> {
+    fn entity_key(&self, kind: EntityKind, topic: &str, type_name: &str, qos: Qos) -> Result<String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let hash = type_hash(type_name)?;
         Ok(format!(
-            "{LIVELINESS_PREFIX}/{}/{}/{NODE_ID}/{id}/{}/%/{}/{}/{}/{}/{hash}/{QOS_RELIABLE_DEPTH_10}",
+            "{LIVELINESS_PREFIX}/{}/{}/{NODE_ID}/{id}/{}/%/{}/{}/{}/{}/{hash}/{}",
             self.domain,
             self.zid,
             kind.code(),
@@ -227,13 +251,14 @@ impl Node {
             self.name,
             mangle(&self.full_topic(topic)),
             dds_type_name(type_name),
+            qos.token(),
         ))
     }
 
     /// A publisher of `T` on `topic`.
     pub fn publisher<T: RosMessage>(&self, topic: &str) -> Result<RosPublisher<T>> {
         let key = topic_key(self.domain, &self.full_topic(topic), T::TYPE_NAME)?;
-        let token_key = self.entity_key(EntityKind::Publisher, topic, T::TYPE_NAME)?;
+        let token_key = self.entity_key(EntityKind::Publisher, topic, T::TYPE_NAME, Qos::Reliable)?;
         let publisher = self
             .session
             .declare_publisher(key.clone())
@@ -251,14 +276,15 @@ impl Node {
         })
     }
 
-    /// Subscribes to `topic` carrying `type_name`; `callback` gets every
-    /// sample (on zenoh's thread: hand heavy work to another one).
-    pub fn subscribe<F>(&self, topic: &str, type_name: &str, callback: F) -> Result<RosSubscriber>
+    /// Subscribes to `topic` carrying `type_name`, advertising `qos`;
+    /// `callback` gets every sample (on zenoh's thread: hand heavy work to
+    /// another one).
+    pub fn subscribe<F>(&self, topic: &str, type_name: &str, qos: Qos, callback: F) -> Result<RosSubscriber>
     where
         F: Fn(Sample) + Send + Sync + 'static,
     {
         let key = topic_key(self.domain, &self.full_topic(topic), type_name)?;
-        let token_key = self.entity_key(EntityKind::Subscription, topic, type_name)?;
+        let token_key = self.entity_key(EntityKind::Subscription, topic, type_name, qos)?;
         let subscriber = self
             .session
             .declare_subscriber(key.clone())
@@ -425,6 +451,47 @@ mod tests {
         assert_ne!(a, b);
         // XXH3-128 of the empty string is 99aa06d3014798d86001c324468d497f (low half 0x6001c324468d497f).
         assert_eq!(&gid_of("")[..8], &0x6001_c324_468d_497f_u64.to_le_bytes());
+    }
+
+    #[test]
+    fn tokens_advertise_each_entity_with_its_qos() {
+        // A peer alone: no router to connect to, nothing listening.
+        let net = NetworkConfig { connect: Vec::new(), ..NetworkConfig::default() };
+        let node = Node::open(&net, Path::new(".")).unwrap();
+        let _camera = node
+            .subscribe(
+                "/camera/front/image/compressed",
+                "sensor_msgs/msg/CompressedImage",
+                Qos::SensorData,
+                |_| {},
+            )
+            .unwrap();
+        let _command =
+            node.publisher::<nines_datasets::msg::AckermannDriveStamped>("/control/command").unwrap();
+        let tokens: Vec<String> = node
+            .session()
+            .liveliness()
+            .get(format!("{LIVELINESS_PREFIX}/**"))
+            .wait()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.into_result().ok().map(|s| s.key_expr().to_string()))
+            .collect();
+        let zid = node.session().zid().to_string();
+        let find = |kind: EntityKind, topic: &str| {
+            tokens
+                .iter()
+                .find(|t| parse_entity(t, kind).is_some_and(|(z, _, tp)| z == zid && tp == topic))
+                .unwrap_or_else(|| panic!("no {kind:?} token on {topic}: {tokens:?}"))
+        };
+        assert!(tokens.iter().any(|t| t.ends_with("/NN/%/%/nines_onboard")), "{tokens:?}");
+        let camera = find(EntityKind::Subscription, "%camera%front%image%compressed");
+        assert!(camera.ends_with("/sensor_msgs::msg::dds_::CompressedImage_/RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a/2::,5:,:,:,,"), "{camera}");
+        let command = find(EntityKind::Publisher, "%control%command");
+        assert!(command.ends_with("/::,10:,:,:,,"), "{command}");
+        assert!(command.contains(
+            "/MP/%/%/nines_onboard/%control%command/ackermann_msgs::msg::dds_::AckermannDriveStamped_/"
+        ));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use nines_onboard::config::{Config, NetworkConfig, TlsConfig};
 use nines_onboard::runtime::{self, Controls, Published, RunOptions};
 use nines_onboard::source::Pacing;
 use nines_onboard::source::zenoh::ZenohSource;
-use nines_onboard::zenoh_io::{Node, RuntimePublishers, attachment, decode};
+use nines_onboard::zenoh_io::{Node, Qos, RuntimePublishers, attachment, decode};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -188,7 +188,7 @@ fn lockstep_run(model: &Path) -> (serde_json::Value, runtime::RunReport, (usize,
     let heard = Arc::new(Mutex::new((0, 0)));
     let h = Arc::clone(&heard);
     let _camera = listener
-        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, move |s| {
+        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, Qos::SensorData, move |s| {
             let mut h = h.lock().unwrap();
             h.0 += 1;
             h.1 += usize::from(s.payload().as_shm().is_some());
@@ -330,14 +330,14 @@ fn only_the_runtime_may_put_a_command_on_the_control_key() {
     let images = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&commands);
     let _commands = vehicle
-        .subscribe(topics::COMMAND, AckermannDriveStamped::TYPE_NAME, move |s| {
+        .subscribe(topics::COMMAND, AckermannDriveStamped::TYPE_NAME, Qos::Reliable, move |s| {
             assert!(attachment(&s).is_some());
             c.lock().unwrap().push(decode::<AckermannDriveStamped>(&s).unwrap().drive.speed);
         })
         .unwrap();
     let i = Arc::clone(&images);
     let _images = vehicle
-        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, move |_| {
+        .subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, Qos::SensorData, move |_| {
             i.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();

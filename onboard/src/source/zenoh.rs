@@ -27,7 +27,7 @@ use zenoh::sample::{Sample, SampleKind};
 
 use super::{Item, Pacing, Source};
 use crate::recorder::Record;
-use crate::zenoh_io::{EntityKind, Node, RosSubscriber, attachment, decode, gid_of};
+use crate::zenoh_io::{EntityKind, Node, Qos, RosSubscriber, attachment, decode, gid_of};
 use crate::{OnboardError, Result};
 
 enum Heard {
@@ -71,10 +71,21 @@ impl ZenohSource {
             self.node.subscribe(
                 &self.camera_topic,
                 CompressedImage::TYPE_NAME,
+                Qos::SensorData,
                 forward(Heard::Compressed),
             )?,
-            self.node.subscribe(&self.camera_topic, Image::TYPE_NAME, forward(Heard::Raw))?,
-            self.node.subscribe(&self.odometry_topic, Odometry::TYPE_NAME, forward(Heard::Odometry))?,
+            self.node.subscribe(
+                &self.camera_topic,
+                Image::TYPE_NAME,
+                Qos::SensorData,
+                forward(Heard::Raw),
+            )?,
+            self.node.subscribe(
+                &self.odometry_topic,
+                Odometry::TYPE_NAME,
+                Qos::SensorData,
+                forward(Heard::Odometry),
+            )?,
         ])
     }
 

@@ -28,7 +28,9 @@ use nines_datasets::msg::{
 };
 use nines_datasets::topics::{self, frames};
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::zenoh_io::{EntityKind, Node, RosPublisher, RosSubscriber, decode, mangle, parse_entity};
+use nines_onboard::zenoh_io::{
+    EntityKind, Node, Qos, RosPublisher, RosSubscriber, decode, mangle, parse_entity,
+};
 use nines_sim::events::{Category, SimEvent};
 use nines_sim::record::{Driver, Observation, RecordOptions, simulate, stamp};
 use nines_sim::render::camera::CameraConfig;
@@ -300,28 +302,30 @@ impl Driver for NetworkDriver {
 
 fn listen(node: &Node, shared: &Arc<Shared>) -> anyhow::Result<Vec<RosSubscriber>> {
     let s = Arc::clone(shared);
-    let commands = node.subscribe(topics::COMMAND, AckermannDriveStamped::TYPE_NAME, move |sample| {
-        if let Ok(c) = decode::<AckermannDriveStamped>(&sample) {
-            lock(&s).command = Some((c.header.stamp.as_nanos(), c.drive, Instant::now()));
-            s.changed.notify_all();
-        }
-    })?;
-    let s = Arc::clone(shared);
-    let diagnostics = node.subscribe(topics::DIAGNOSTICS, DiagnosticArray::TYPE_NAME, move |sample| {
-        let Ok(d) = decode::<DiagnosticArray>(&sample) else { return };
-        let engaged =
-            d.status.iter().flat_map(|s| &s.values).any(|kv| kv.key == "mode" && kv.value == "engaged");
-        let mut heard = lock(&s);
-        match (engaged, heard.engaged_from) {
-            (true, None) => heard.engaged_from = Some(d.header.stamp.as_nanos()),
-            (false, Some(_)) if d.status.iter().flat_map(|s| &s.values).any(|kv| kv.key == "mode") => {
-                heard.engaged_from = None;
+    let commands =
+        node.subscribe(topics::COMMAND, AckermannDriveStamped::TYPE_NAME, Qos::Reliable, move |sample| {
+            if let Ok(c) = decode::<AckermannDriveStamped>(&sample) {
+                lock(&s).command = Some((c.header.stamp.as_nanos(), c.drive, Instant::now()));
+                s.changed.notify_all();
             }
-            _ => {}
-        }
-    })?;
+        })?;
     let s = Arc::clone(shared);
-    let events = node.subscribe(topics::EVENTS, Event::TYPE_NAME, move |sample| {
+    let diagnostics =
+        node.subscribe(topics::DIAGNOSTICS, DiagnosticArray::TYPE_NAME, Qos::Reliable, move |sample| {
+            let Ok(d) = decode::<DiagnosticArray>(&sample) else { return };
+            let engaged =
+                d.status.iter().flat_map(|s| &s.values).any(|kv| kv.key == "mode" && kv.value == "engaged");
+            let mut heard = lock(&s);
+            match (engaged, heard.engaged_from) {
+                (true, None) => heard.engaged_from = Some(d.header.stamp.as_nanos()),
+                (false, Some(_)) if d.status.iter().flat_map(|s| &s.values).any(|kv| kv.key == "mode") => {
+                    heard.engaged_from = None;
+                }
+                _ => {}
+            }
+        })?;
+    let s = Arc::clone(shared);
+    let events = node.subscribe(topics::EVENTS, Event::TYPE_NAME, Qos::Reliable, move |sample| {
         if let Ok(e) = decode::<Event>(&sample)
             && e.kind == EventKind::SafeStop as u8
         {
