@@ -20,6 +20,9 @@ pub const COMMAND: &str = "/control/command";
 pub const DIAGNOSTICS: &str = "/diagnostics";
 /// Failures and interventions.
 pub const EVENTS: &str = "/nines/events";
+/// Re-engagement requests to the runtime after a controlled stop
+/// (std_msgs/Empty; honoured after enough good frames).
+pub const ENGAGE: &str = "/nines/engage";
 /// Onboard network output.
 pub const MODEL_OUTPUT: &str = "/nines/model_output";
 /// Depth the onboard network predicted (sensor_msgs/Image 32FC1, camera z in m,

@@ -24,7 +24,8 @@ use nines_onboard::source::{self, Pacing};
 /// Recorded sources (MCAP drives, video files) run in lockstep: every frame,
 /// as fast as possible, on the source's clock, so a replay is reproducible.
 /// `--realtime` plays them at the recorded rate; cameras are always live.
-/// Type `engage` on stdin to ask for re-engagement after a controlled stop.
+/// Type `engage` on stdin, or put a `std_msgs/msg/Empty` on /nines/engage
+/// over zenoh, to ask for re-engagement after a controlled stop.
 ///
 /// Under systemd (Type=notify) it reports READY once the first command is
 /// out and pings the watchdog while commands keep coming.
@@ -263,6 +264,10 @@ fn run(args: &Args) -> nines_onboard::Result<()> {
             );
         }
     });
+    // Re-engagement requests over the network, for a robot whose runtime
+    // has no terminal (systemd gives it none).
+    #[cfg(feature = "zenoh")]
+    let _engage = node.as_ref().map(|n| n.engage_requests(Arc::clone(&controls))).transpose()?;
     #[cfg(feature = "zenoh")]
     let sink = match &node {
         Some(node) => nines_onboard::zenoh_io::RuntimePublishers::declare(node)?.into_sink(sink),

@@ -19,7 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nines_datasets::msg::{RosMessage, type_hash};
+use nines_datasets::contract::short_hex;
+use nines_datasets::msg::{Empty, RosMessage, type_hash};
+use nines_datasets::topics::ENGAGE;
 use zenoh::Wait;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
@@ -27,7 +29,7 @@ use zenoh::sample::Sample;
 
 use crate::config::NetworkConfig;
 use crate::rmw::{Attachment, dds_type_name, topic_key};
-use crate::runtime::{Published, Sink};
+use crate::runtime::{Controls, Published, Sink};
 use crate::source::system_now_ns;
 use crate::{OnboardError, Result};
 
@@ -293,6 +295,23 @@ impl Node {
             .map_err(|e| net_error(&format!("subscribing to {key}"), e))?;
         let token = declare_token(&self.session, &token_key)?;
         Ok(RosSubscriber { key, _subscriber: subscriber, _token: token })
+    }
+
+    /// Re-engagement requests from the network: a `std_msgs/msg/Empty` on
+    /// /nines/engage asks the runtime to engage again after a controlled
+    /// stop, as `engage` typed on its stdin does. The safety monitor still
+    /// waits for its run of good frames. Who may send one is the fleet's
+    /// access-control policy's business (`nines certs --others-publish`).
+    pub fn engage_requests(&self, controls: Arc<Controls>) -> Result<RosSubscriber> {
+        self.subscribe(ENGAGE, Empty::TYPE_NAME, Qos::Reliable, move |sample| {
+            if let Err(e) = decode::<Empty>(&sample) {
+                tracing::warn!("ignoring a re-engagement request: {e}");
+                return;
+            }
+            let from = attachment(&sample).map_or_else(|| "no attachment".into(), |a| short_hex(&a.gid));
+            tracing::info!("re-engagement requested on {ENGAGE} (publisher {from})");
+            controls.engage.store(true, Ordering::Relaxed);
+        })
     }
 
     /// The liveliness key expression matching every publisher (or

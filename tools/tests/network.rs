@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nines_datasets::contract::ModelContract;
-use nines_datasets::msg::{AckermannDrive, AckermannDriveStamped, CompressedImage, Header, RosMessage};
+use nines_datasets::msg::{
+    AckermannDrive, AckermannDriveStamped, CompressedImage, Empty, Header, RosMessage,
+};
 use nines_datasets::topics;
 use nines_onboard::config::{Config, NetworkConfig, TlsConfig};
 use nines_onboard::runtime::{self, Controls, Published, RunOptions};
@@ -166,7 +168,10 @@ fn run_runtime(net: &NetworkConfig, model: &Path, pacing: Pacing, seen: Sink) ->
     let source = Box::new(ZenohSource::new(Arc::clone(&node), &config.camera.topic, topics::ODOMETRY));
     let sink = RuntimePublishers::declare(&node).unwrap().into_sink(Box::new(move |m| seen(m)));
     let options = RunOptions { pacing, record: None };
-    runtime::run(&config, source, model, &options, Arc::new(Controls::default()), sink).unwrap()
+    let controls = Arc::new(Controls::default());
+    // As nines-onboard does: re-engagement requests from the network.
+    let _engage = node.engage_requests(Arc::clone(&controls)).unwrap();
+    runtime::run(&config, source, model, &options, controls, sink).unwrap()
 }
 
 type Sink = Box<dyn Fn(&Published) + Send>;
@@ -297,6 +302,89 @@ fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
     assert!(ticks <= 1, "the stop came {ticks} control periods after the simulator died ({after:?})");
     let last = report.events.last().unwrap();
     assert_eq!(last.category, "source_lost");
+}
+
+/// The runtime's mode as its diagnostics say, if `m` says it.
+fn mode_of(m: &Published) -> Option<&str> {
+    let Published::Diagnostics(d) = m else { return None };
+    d.status.iter().flat_map(|s| &s.values).find(|kv| kv.key == "mode").map(|kv| kv.value.as_str())
+}
+
+#[test]
+fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let port = free_port();
+    // A camera driver and an operator's console on one node, which the runtime connects to.
+    let camera_net = NetworkConfig {
+        connect: vec![],
+        listen: vec![format!("tcp/127.0.0.1:{port}")],
+        node: "camera".into(),
+        ..NetworkConfig::default()
+    };
+    let camera = Node::open(&camera_net, dir.path()).unwrap();
+    let mut frames = camera.publisher::<CompressedImage>(topics::CAMERA_COMPRESSED).unwrap();
+    let mut engage = camera.publisher::<Empty>(topics::ENGAGE).unwrap();
+    let calibration = vehicle_config(client(port)).camera.calibration.unwrap();
+    let grey = image::RgbImage::from_pixel(calibration.width, calibration.height, image::Rgb([96, 96, 96]));
+    let jpeg = nines_datasets::image::encode_jpeg(&grey, 90).unwrap();
+
+    // Every mode change and event the runtime publishes, in order.
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l = Arc::clone(&log);
+    let seen: Sink = Box::new(move |m| {
+        let mut l = l.lock().unwrap();
+        match (mode_of(m), m) {
+            (Some(mode), _)
+                if l.iter().rev().find(|e| e.starts_with("mode ")) != Some(&format!("mode {mode}")) =>
+            {
+                l.push(format!("mode {mode}"));
+            }
+            (_, Published::Event(e)) => l.push(format!("event {}", e.category)),
+            _ => {}
+        }
+    });
+    let runtime = std::thread::spawn({
+        let model = model.clone();
+        move || run_runtime(&client(port), &model, Pacing::Realtime, seen)
+    });
+    let last_mode = || log.lock().unwrap().iter().rev().find(|e| e.starts_with("mode ")).cloned();
+    let mut send_frames = |n: usize| {
+        for _ in 0..n {
+            let header = Header::new(nines_onboard::source::system_now_ns(), "camera_front_optical");
+            frames.put(&CompressedImage { header, format: "jpeg".into(), data: jpeg.clone() }).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while last_mode().as_deref() != Some("mode engaged") {
+        assert!(Instant::now() < deadline, "the runtime never engaged: {:?}", log.lock().unwrap());
+        send_frames(1);
+    }
+    // The camera stalls past the frame-age limit: a controlled stop.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert!(
+        log.lock().unwrap().contains(&"event frame_age".to_string()),
+        "a stalled camera stops the car: {:?}",
+        log.lock().unwrap()
+    );
+    // Good frames alone do not re-engage.
+    send_frames(15);
+    assert_ne!(last_mode().as_deref(), Some("mode engaged"), "{:?}", log.lock().unwrap());
+    // A request over the network does, after the good frames that follow it.
+    engage.put(&Empty::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while last_mode().as_deref() != Some("mode engaged") {
+        assert!(Instant::now() < deadline, "the request was not honoured: {:?}", log.lock().unwrap());
+        send_frames(1);
+    }
+    drop((frames, engage));
+    let report = runtime.join().unwrap();
+    assert_eq!(report.events.last().unwrap().category, "source_lost");
+    let log = log.lock().unwrap();
+    let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    let engaged_again = log.iter().rposition(|e| e == "mode engaged").unwrap();
+    assert!(at("mode engaged") < at("event frame_age") && at("event frame_age") < engaged_again, "{log:?}");
 }
 
 fn fleet_node(certs: &Path, name: &str, net: NetworkConfig) -> NetworkConfig {

@@ -1,4 +1,4 @@
-//! `builtin_interfaces/Time` and `std_msgs/Header`.
+//! `builtin_interfaces/Time`, `std_msgs/Header` and `std_msgs/Empty`.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,9 +42,28 @@ impl Header {
     }
 }
 
+/// `std_msgs/Empty`: a message whose arrival is the information (nines:
+/// a re-engagement request on /nines/engage).
+///
+/// Its `.msg` has no fields, but rosidl gives every empty struct one `uint8`
+/// placeholder, so ROS 2 puts one zero byte on the wire after the CDR
+/// header; this field is that byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {
+    /// Always 0.
+    pub structure_needs_at_least_one_member: u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_is_one_placeholder_byte_on_the_wire() {
+        // What rclcpp publishes for std_msgs/msg/Empty: the CDR header, then 0.
+        assert_eq!(crate::cdr::encode(&Empty::default()).unwrap(), [0, 1, 0, 0, 0]);
+        assert_eq!(crate::cdr::decode::<Empty>(&[0, 1, 0, 0, 0]).unwrap(), Empty::default());
+    }
 
     #[test]
     fn time_round_trips_nanos() {

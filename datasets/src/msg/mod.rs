@@ -9,7 +9,7 @@ mod schema;
 mod sensor;
 mod type_hash;
 
-pub use builtin::{Header, Time};
+pub use builtin::{Empty, Header, Time};
 pub use diagnostic::{DiagnosticArray, DiagnosticStatus, KeyValue};
 pub use geometry::{
     AckermannDrive, AckermannDriveStamped, Odometry, Point, Pose, PoseWithCovariance, Quaternion, TfMessage,
@@ -55,4 +55,5 @@ ros_message! {
     Event => "nines_msgs/msg/Event",
     ModelOutput => "nines_msgs/msg/ModelOutput",
     ObjectArray => "nines_msgs/msg/ObjectArray",
+    Empty => "std_msgs/msg/Empty",
 }

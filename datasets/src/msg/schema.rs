@@ -19,6 +19,7 @@ macro_rules! definitions {
 const DEFINITIONS: &[(&str, &str)] = definitions![
     "builtin_interfaces" / "Time",
     "std_msgs" / "Header",
+    "std_msgs" / "Empty",
     "sensor_msgs" / "CompressedImage",
     "sensor_msgs" / "Image",
     "sensor_msgs" / "CameraInfo",

@@ -38,8 +38,9 @@ pub struct CertsArgs {
     /// Other fleet members (cameras, the simulator, tools), repeatable.
     #[arg(long = "node", default_values_t = ["sim".to_string(), "camera".to_string()])]
     pub nodes: Vec<String>,
-    /// Topics (first name chunk) the other nodes may publish on: `camera`
-    /// allows /camera/..., on any ROS domain. The runtime may publish anywhere.
+    /// Topics (leading name chunks) the other nodes may publish on: `camera`
+    /// allows /camera/..., on any ROS domain; add `nines/engage` to let them
+    /// ask the runtime to re-engage after a stop. The runtime may publish anywhere.
     #[arg(long, value_delimiter = ',', default_value = "camera,vehicle,tf,tf_static,diagnostics,sim")]
     pub others_publish: Vec<String>,
     /// Host names or addresses the nodes are reached at, besides localhost and 127.0.0.1.
