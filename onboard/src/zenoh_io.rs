@@ -28,13 +28,11 @@ use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::sample::Sample;
 
 use crate::config::NetworkConfig;
-use crate::rmw::{Attachment, dds_type_name, topic_key};
+use crate::rmw::{Attachment, Token, dds_type_name, topic_key};
+pub use crate::rmw::{EntityKind, LIVELINESS_PREFIX, mangle};
 use crate::runtime::{Controls, Published, Sink};
 use crate::source::system_now_ns;
 use crate::{OnboardError, Result};
-
-/// The admin-space prefix of rmw_zenoh's liveliness tokens.
-pub const LIVELINESS_PREFIX: &str = "@ros2_lv";
 
 /// The QoS an entity advertises in its liveliness token, which ROS 2 nodes
 /// on rmw_zenoh check for compatibility (zenoh delivers either way).
@@ -68,42 +66,13 @@ impl Qos {
 /// carries its id twice, as rmw_zenoh's do); entities count on from 1.
 const NODE_ID: u64 = 0;
 
-/// `/` -> `%`, as rmw_zenoh writes names inside liveliness keys.
-#[must_use]
-pub fn mangle(name: &str) -> String {
-    name.replace('/', "%")
-}
-
-/// What a liveliness token says about an entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntityKind {
-    /// A node (`NN`).
-    Node,
-    /// A publisher (`MP`).
-    Publisher,
-    /// A subscription (`MS`).
-    Subscription,
-}
-
-impl EntityKind {
-    /// The entity's code in a liveliness key.
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Node => "NN",
-            Self::Publisher => "MP",
-            Self::Subscription => "MS",
-        }
-    }
-}
-
 /// The session, node id and topic (mangled) of a publisher's or a
-/// subscription's liveliness key, when it is one of `kind`:
-/// `@ros2_lv/<domain>/<zid>/<nid>/<id>/<kind>/<enclave>/<namespace>/<node>/<topic>/...`.
+/// subscription's liveliness key, when it is one of `kind`.
 #[must_use]
-pub fn parse_entity(key: &str, kind: EntityKind) -> Option<(&str, &str, &str)> {
-    let f: Vec<&str> = key.split('/').collect();
-    (f.len() > 9 && f[0] == LIVELINESS_PREFIX && f[5] == kind.code()).then(|| (f[2], f[3], f[9]))
+pub fn parse_entity(key: &str, kind: EntityKind) -> Option<(String, String, String)> {
+    Token::parse(key)
+        .filter(|t| t.kind == kind)
+        .and_then(|t| Some((t.zid, t.node_id, mangle(&t.topic?.name))))
 }
 
 /// The GID rmw_zenoh gives the entity whose liveliness key is `key`.
@@ -129,7 +98,7 @@ pub fn zenoh_config(net: &NetworkConfig, base_dir: &Path) -> Result<zenoh::Confi
     };
     set("mode", serde_json::json!(net.mode).to_string())?;
     set("connect/endpoints", serde_json::json!(net.connect).to_string())?;
-    set("listen/endpoints", serde_json::json!(net.listen).to_string())?;
+    set("listen/endpoints", serde_json::json!(net.listen_endpoints()).to_string())?;
     set("scouting/multicast/enabled", serde_json::json!(net.multicast_scouting).to_string())?;
     set("transport/shared_memory/enabled", serde_json::json!(net.shared_memory).to_string())?;
     if let Some(tls) = &net.tls {
@@ -191,7 +160,11 @@ impl Node {
     pub fn open(net: &NetworkConfig, base_dir: &Path) -> Result<Arc<Self>> {
         let session = zenoh::open(zenoh_config(net, base_dir)?).wait().map_err(|e| {
             net_error(
-                &format!("opening the zenoh session (connect {:?}, listen {:?})", net.connect, net.listen),
+                &format!(
+                    "opening the zenoh session (connect {:?}, listen {:?})",
+                    net.connect,
+                    net.listen_endpoints()
+                ),
                 e,
             )
         })?;

@@ -56,6 +56,10 @@ pub enum Command {
     /// Write a test fleet's CA, node certificates (mutual TLS on zenoh) and
     /// the access-control policy that lets only the runtime publish commands.
     Certs(commands::certs::CertsArgs),
+    /// The robot's zenoh network as ROS 2 sees it, with no ROS install:
+    /// `list` the nodes and topics, `echo` a topic's messages.
+    #[command(subcommand)]
+    Net(commands::net::NetCommand),
     /// Write a fleet signing key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen(commands::bundle::KeygenArgs),
     /// Build a signed release bundle of the onboard runtime for a robot:
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gate(args) => commands::eval::run_gate(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Certs(args) => commands::certs::certs(&args),
+        Command::Net(cmd) => commands::net::run(&cmd),
         Command::Keygen(args) => commands::bundle::keygen(&args),
         Command::Bundle(args) => commands::bundle::bundle(&args),
         Command::Flash(args) => commands::flash::flash(&args),

@@ -78,7 +78,8 @@ fn a_python_zenoh_peer_reads_our_commands_on_the_rmw_zenoh_key() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
-    let net = NetworkConfig { connect: vec![], listen: vec![endpoint.clone()], ..NetworkConfig::default() };
+    let net =
+        NetworkConfig { connect: vec![], listen: Some(vec![endpoint.clone()]), ..NetworkConfig::default() };
     let node = Node::open(&net, dir.path()).unwrap();
     let mut publisher = node.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap();
     let schema = dir.path().join("schema.msg");
@@ -159,6 +160,98 @@ fn a_python_zenoh_peer_reads_our_commands_on_the_rmw_zenoh_key() {
         ),
         "the publisher's token: {tokens:?}"
     );
+}
+
+#[test]
+fn nines_net_lists_the_ros_graph_and_echoes_a_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    // A vehicle node listens, as `nines sim serve` does; the runtime, with
+    // the default config, connects to it. `nines net` also connects to the
+    // vehicle, and reaches the runtime only through gossip and the
+    // runtime's default listener, as peers on an rmw_zenoh robot do.
+    let vehicle_net = NetworkConfig {
+        connect: vec![],
+        listen: Some(vec![endpoint.clone()]),
+        node: "vehicle".into(),
+        ..NetworkConfig::default()
+    };
+    let _vehicle = Node::open(&vehicle_net, dir.path()).unwrap();
+    let node = Node::open(&client(port), dir.path()).unwrap();
+    let mut publisher = node.publisher::<AckermannDriveStamped>(topics::COMMAND).unwrap();
+    let _camera =
+        node.subscribe(topics::CAMERA_COMPRESSED, CompressedImage::TYPE_NAME, Qos::SensorData, |_| {});
+    let nines = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nines"))
+            .args(["net"])
+            .args(args)
+            .args(["--connect", &endpoint])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let out = nines(&["list", "--json", "--wait", "1.5"]).wait_with_output().unwrap();
+    assert!(out.status.success());
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(graph["nodes"], serde_json::json!(["/nines_onboard", "/vehicle"]), "{graph}");
+    let topic = |name: &str| graph["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned();
+    let command = topic(topics::COMMAND).unwrap_or_else(|| panic!("{graph}"));
+    assert_eq!(command["type"], AckermannDriveStamped::TYPE_NAME);
+    assert_eq!(command["matches_nines"], true);
+    assert_eq!(
+        command["publishers"],
+        serde_json::json!([{"node": "/nines_onboard", "qos": "reliable, volatile, keep_last 10"}])
+    );
+    let camera = topic(topics::CAMERA_COMPRESSED).unwrap_or_else(|| panic!("{graph}"));
+    assert_eq!(camera["subscriptions"][0]["qos"], "best_effort, volatile, keep_last 5");
+    // A peer that listens on nothing still reaches the runtime, which
+    // listens by default as rmw_zenoh's nodes do.
+    let quiet_net = NetworkConfig { listen: Some(vec![]), node: "quiet".into(), ..client(port) };
+    let quiet = Node::open(&quiet_net, dir.path()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tokens: Vec<String> = zenoh::Wait::wait(quiet.session().liveliness().get("@ros2_lv/**"))
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.result().ok().map(|s| s.key_expr().to_string()))
+            .collect();
+        if tokens.iter().any(|t| t.ends_with("/NN/%/%/nines_onboard")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a non-listening peer never saw the runtime: {tokens:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let echo = nines(&["echo", topics::COMMAND, "--count", "3", "--timeout", "30"]);
+    let message = |seq: i64| AckermannDriveStamped {
+        header: Header::new(1_700_000_000_000_000_000 + seq as u64, "base_link"),
+        drive: AckermannDrive { speed: seq as f32, ..AckermannDrive::default() },
+    };
+    let mut seq = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Publish until echo has its three and exits (its subscription takes a moment to reach us).
+    let mut echo = echo;
+    while echo.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        seq += 1;
+        publisher.put(&message(seq)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = echo.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1]["sequence_number"].as_i64(), pair[0]["sequence_number"].as_i64().map(|s| s + 1));
+    }
+    for line in &lines {
+        let seq = line["sequence_number"].as_i64().unwrap();
+        let decoded: AckermannDriveStamped = serde_json::from_value(line["message"].clone()).unwrap();
+        assert_eq!(decoded, message(seq), "{line}");
+        assert_eq!(line["type"], AckermannDriveStamped::TYPE_NAME);
+    }
 }
 
 /// The runtime in process, on zenoh, until its source ends.
@@ -318,7 +411,7 @@ fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
     // A camera driver and an operator's console on one node, which the runtime connects to.
     let camera_net = NetworkConfig {
         connect: vec![],
-        listen: vec![format!("tcp/127.0.0.1:{port}")],
+        listen: Some(vec![format!("tcp/127.0.0.1:{port}")]),
         node: "camera".into(),
         ..NetworkConfig::default()
     };
@@ -411,7 +504,7 @@ fn only_the_runtime_may_put_a_command_on_the_control_key() {
     let vehicle_net = fleet_node(
         &certs,
         "sim",
-        NetworkConfig { connect: vec![], listen: vec![endpoint.clone()], ..NetworkConfig::default() },
+        NetworkConfig { connect: vec![], listen: Some(vec![endpoint.clone()]), ..NetworkConfig::default() },
     );
     let vehicle = Node::open(&vehicle_net, dir.path()).unwrap();
     let commands = Arc::new(Mutex::new(Vec::<f32>::new()));

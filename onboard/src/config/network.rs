@@ -6,9 +6,8 @@ use serde::Deserialize;
 
 /// `[zenoh]`: how a node joins the robot's network. The defaults are
 /// rmw_zenoh's (ROS 2 Jazzy): a peer that connects to a router on
-/// `tcp/localhost:7447`, multicast scouting off, ROS domain 0. Unlike
-/// rmw_zenoh's nodes it listens on nothing unless told to, so that no plain
-/// TCP endpoint is open next to a TLS setup.
+/// `tcp/localhost:7447` and listens on an ephemeral loopback port,
+/// multicast scouting off, ROS domain 0.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
@@ -18,9 +17,13 @@ pub struct NetworkConfig {
     /// Endpoints to connect to, e.g. `tcp/127.0.0.1:7447` or `tls/robot.local:7447`.
     #[serde(default = "default_zenoh_connect")]
     pub connect: Vec<String>,
-    /// Endpoints to listen on, e.g. `tcp/0.0.0.0:7448`.
+    /// Endpoints to listen on, e.g. `tcp/0.0.0.0:7448`; `[]` for none. By
+    /// default a peer listens as rmw_zenoh's nodes do, on an ephemeral port
+    /// on loopback (`tcp/localhost:0`, or `tls/localhost:0` with
+    /// `[zenoh.tls]`), so that other peers on this machine, told about it by
+    /// gossip, connect to it directly; a client listens on nothing.
     #[serde(default)]
-    pub listen: Vec<String>,
+    pub listen: Option<Vec<String>>,
     /// ROS domain (`ROS_DOMAIN_ID`), the first chunk of every key.
     #[serde(default)]
     pub domain_id: u32,
@@ -49,6 +52,17 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The endpoints this node listens on: `listen`, or the default above.
+    #[must_use]
+    pub fn listen_endpoints(&self) -> Vec<String> {
+        match (&self.listen, self.mode.as_str(), &self.tls) {
+            (Some(listen), _, _) => listen.clone(),
+            (None, "client", _) => Vec::new(),
+            (None, _, Some(_)) => vec!["tls/localhost:0".into()],
+            (None, _, None) => vec!["tcp/localhost:0".into()],
+        }
+    }
+
     /// Checks the values; on error, the key and the fix.
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         if !matches!(self.mode.as_str(), "peer" | "client") {
@@ -57,7 +71,10 @@ impl NetworkConfig {
         if self.mode == "client" && self.connect.is_empty() {
             return Err(("connect", "a client needs at least one endpoint to connect to".into()));
         }
-        for e in self.connect.iter().chain(&self.listen) {
+        if self.mode == "client" && self.listen.as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(("listen", "a client does not listen; use mode = \"peer\"".into()));
+        }
+        for e in self.connect.iter().chain(&self.listen_endpoints()) {
             let Some((proto, addr)) = e.split_once('/') else {
                 return Err((
                     "connect / listen",
@@ -98,7 +115,7 @@ impl Default for NetworkConfig {
         Self {
             mode: default_zenoh_mode(),
             connect: default_zenoh_connect(),
-            listen: Vec::new(),
+            listen: None,
             domain_id: 0,
             namespace: default_namespace(),
             node: default_node_name(),

@@ -148,7 +148,7 @@ fn bench_tcp(payload: &[u8], frames: usize) -> anyhow::Result<(Vec<f64>, (usize,
 /// `[zenoh]` defaults), shared memory on or off.
 fn session(shm: bool, listen: Option<&str>, connect: Option<&str>) -> anyhow::Result<zenoh::Session> {
     let net = NetworkConfig {
-        listen: listen.into_iter().map(str::to_owned).collect(),
+        listen: Some(listen.into_iter().map(str::to_owned).collect()),
         connect: connect.into_iter().map(str::to_owned).collect(),
         shared_memory: shm,
         ..NetworkConfig::default()

@@ -13,6 +13,7 @@ pub mod export;
 pub mod flash;
 pub mod import;
 pub mod inspect;
+pub mod net;
 pub mod recover;
 pub mod replay;
 pub mod sim;

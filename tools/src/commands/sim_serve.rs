@@ -104,7 +104,7 @@ pub struct ServeArgs {
 fn network(args: &ServeArgs) -> NetworkConfig {
     NetworkConfig {
         connect: args.connect.clone(),
-        listen: args.listen.clone(),
+        listen: Some(args.listen.clone()),
         domain_id: args.domain_id,
         node: "nines_sim".into(),
         tls: args.certs.as_ref().map(|d| TlsConfig::in_folder(d, &args.cert_name)),
@@ -440,7 +440,7 @@ fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Resul
         t.iter()
             .filter_map(|k| parse_entity(k, kind))
             .filter(|(_, _, t)| *t == topic)
-            .map(|(zid, nid, _)| (zid.to_owned(), nid.to_owned()))
+            .map(|(zid, nid, _)| (zid, nid))
             .collect()
     };
     let deadline = Instant::now() + timeout;
