@@ -15,9 +15,10 @@
 //!   written `%`, for the node and each publisher and subscription;
 //! * each entity's GID: XXH3-128 of its liveliness key, low half first.
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nines_datasets::contract::short_hex;
 use nines_datasets::msg::{Empty, RosMessage, type_hash};
@@ -287,6 +288,30 @@ impl Node {
         })
     }
 
+    /// Watches the ROS graph on this node's domain: the rmw_zenoh tokens
+    /// present now and as they come and go.
+    pub fn watch_graph(&self) -> Result<GraphWatch> {
+        let key = format!("{LIVELINESS_PREFIX}/{}/**", self.domain);
+        let tokens = Arc::new(Mutex::new(BTreeSet::new()));
+        let t = Arc::clone(&tokens);
+        let subscriber = self
+            .session
+            .liveliness()
+            .declare_subscriber(key.as_str())
+            .history(true)
+            .callback(move |sample: Sample| {
+                let mut t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if sample.kind() == zenoh::sample::SampleKind::Put {
+                    t.insert(sample.key_expr().to_string());
+                } else {
+                    t.remove(sample.key_expr().as_str());
+                }
+            })
+            .wait()
+            .map_err(|e| net_error(&format!("watching {key}"), e))?;
+        Ok(GraphWatch { tokens, _subscriber: subscriber })
+    }
+
     /// The liveliness key expression matching every publisher (or
     /// subscription) of `topic` on this domain: any node, type and QoS.
     #[must_use]
@@ -297,6 +322,26 @@ impl Node {
             kind.code(),
             mangle(&self.full_topic(topic))
         )
+    }
+}
+
+/// The ROS graph's liveliness tokens as they come and go ([`Node::watch_graph`]).
+pub struct GraphWatch {
+    tokens: Arc<Mutex<BTreeSet<String>>>,
+    _subscriber: Subscriber<()>,
+}
+
+impl GraphWatch {
+    /// The tokens present now, sorted.
+    #[must_use]
+    pub fn tokens(&self) -> Vec<String> {
+        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+}
+
+impl std::fmt::Debug for GraphWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphWatch").field("tokens", &self.tokens().len()).finish_non_exhaustive()
     }
 }
 

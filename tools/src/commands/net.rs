@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -16,7 +16,7 @@ use nines_datasets::msg::{
     ObjectArray, Odometry, PointCloud2, RosMessage, TfMessage, type_hash,
 };
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::rmw::{Attachment, EntityKind, LIVELINESS_PREFIX, Token, ros_type_name};
+use nines_onboard::rmw::{Attachment, EntityKind, Token, ros_type_name};
 use nines_onboard::zenoh_io::Node;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -158,25 +158,9 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
         bail!("--wait must be a positive number of seconds, not {}", args.wait);
     }
     let node = args.join.open()?;
-    let key = format!("{LIVELINESS_PREFIX}/{}/**", node.domain());
-    let tokens = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
-    let t = Arc::clone(&tokens);
-    let _watch = zenoh::Wait::wait(
-        node.session().liveliness().declare_subscriber(key.as_str()).history(true).callback(
-            move |sample: zenoh::sample::Sample| {
-                let mut t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if sample.kind() == zenoh::sample::SampleKind::Put {
-                    t.insert(sample.key_expr().to_string());
-                } else {
-                    t.remove(sample.key_expr().as_str());
-                }
-            },
-        ),
-    )
-    .map_err(|e| anyhow::anyhow!("watching {key}: {e}"))?;
+    let watch = node.watch_graph()?;
     std::thread::sleep(Duration::from_secs_f64(args.wait));
-    let keys: Vec<String> =
-        tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
+    let keys = watch.tokens();
     let (nodes, topics) = graph(&keys, &node.session().zid().to_string());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json!({ "nodes": nodes, "topics": topics }))?);

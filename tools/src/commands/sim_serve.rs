@@ -417,27 +417,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 /// before its camera subscription). A bare listener on the camera, such as
 /// `ros2 topic echo`, does not start the run.
 fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Result<()> {
-    let key = format!("{}/{}/**", nines_onboard::zenoh_io::LIVELINESS_PREFIX, node.domain());
-    let tokens = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
-    let t = Arc::clone(&tokens);
-    let _watch = zenoh::Wait::wait(
-        node.session().liveliness().declare_subscriber(key.as_str()).history(true).callback(
-            move |sample: zenoh::sample::Sample| {
-                let mut t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if sample.kind() == zenoh::sample::SampleKind::Put {
-                    t.insert(sample.key_expr().to_string());
-                } else {
-                    t.remove(sample.key_expr().as_str());
-                }
-            },
-        ),
-    )
-    .map_err(|e| anyhow::anyhow!("watching {key}: {e}"))?;
+    let watch = node.watch_graph()?;
     let (camera, command) = (mangle(topic), mangle(topics::COMMAND));
     // The (session, node) pairs with an entity of `kind` on `topic`.
     let entities = |kind: EntityKind, topic: &str| -> std::collections::HashSet<(String, String)> {
-        let t = tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.iter()
+        watch
+            .tokens()
+            .iter()
             .filter_map(|k| parse_entity(k, kind))
             .filter(|(_, _, t)| *t == topic)
             .map(|(zid, nid, _)| (zid, nid))
