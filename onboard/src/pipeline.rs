@@ -47,6 +47,8 @@ pub struct StepOutput {
     pub stopped: bool,
     /// Preprocess plus inference, s (0 without a frame).
     pub busy_s: f64,
+    /// Good frames in a row after the step.
+    pub good_frames: u32,
 }
 
 /// The runtime's decision pipeline.
@@ -148,6 +150,7 @@ impl Pipeline {
             violation,
             stopped: was == Mode::Engaged && mode == Mode::Stopped,
             busy_s,
+            good_frames: self.safety.good_frames(),
         }
     }
 
@@ -200,6 +203,7 @@ impl Pipeline {
             // The source's end (or loss) is always an event, engaged or not.
             stopped: true,
             busy_s: 0.0,
+            good_frames: self.safety.good_frames(),
         }
     }
 }

@@ -167,8 +167,8 @@ impl Token {
         let kind = EntityKind::from_code(f[5])?;
         let topic = match (kind, f.len()) {
             (EntityKind::Node, 9) => None,
-            (EntityKind::Node, _) | (_, 9) => return None,
-            (_, _) => {
+            (EntityKind::Node, _) => return None,
+            (_, 13) => {
                 let [name, type_name, type_hash, qos] = f.get(9..13)? else { return None };
                 Some(TokenTopic {
                     name: demangle(name),
@@ -177,6 +177,7 @@ impl Token {
                     qos: QosProfile::parse(qos),
                 })
             }
+            (_, _) => return None,
         };
         Some(Self {
             domain: f[1].parse().ok()?,
@@ -185,7 +186,7 @@ impl Token {
             entity_id: f[4].to_owned(),
             kind,
             namespace: demangle(f[7]),
-            node: f[8].to_owned(),
+            node: demangle(f[8]),
             topic,
         })
     }
@@ -312,6 +313,7 @@ mod tests {
             "@ros2_lv/0/z/0/1/XX/%/%/n",
             "@ros2_lv/0/z/0/1/MP/%/%/n",
             "@ros2_lv/0/z/0/0/NN/%/%/n/extra",
+            "@ros2_lv/0/z/0/1/MP/%/%/n/%t/std_msgs::msg::dds_::Empty_/RIHS01_0/::,10:,:,:,,/extra",
             "@other/0/z/0/0/NN/%/%/n",
             "@ros2_lv/0/z/0/1/MP/%/%/n/%t/NotADdsType/RIHS01_0/::,10:,:,:,,",
         ] {

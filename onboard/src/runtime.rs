@@ -497,6 +497,7 @@ fn diagnostics(out: &StepOutput, provider: &str, digest: &str, busy_s: f64, fram
                         "last_violation",
                         out.violation.map_or_else(String::new, |v| v.fault.name().to_owned()),
                     ),
+                    kv("good_frames", out.good_frames.to_string()),
                 ],
             },
             DiagnosticStatus {

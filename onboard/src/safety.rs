@@ -115,6 +115,12 @@ impl SafetyMonitor {
         self.requested = true;
     }
 
+    /// Good frames in a row (the run re-engagement waits for).
+    #[must_use]
+    pub fn good_frames(&self) -> u32 {
+        self.good_run
+    }
+
     /// Controlled stops so far.
     #[must_use]
     pub fn stops(&self) -> u32 {

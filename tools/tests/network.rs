@@ -192,10 +192,19 @@ fn nines_net_lists_the_ros_graph_and_echoes_a_topic() {
             .unwrap()
     };
 
-    let out = nines(&["list", "--json", "--wait", "1.5"]).wait_with_output().unwrap();
-    assert!(out.status.success());
-    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(graph["nodes"], serde_json::json!(["/nines_onboard", "/vehicle"]), "{graph}");
+    // The graph arrives over the first moments (connection, gossip, token
+    // history): list again until both nodes are in it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let graph = loop {
+        let out = nines(&["list", "--json", "--wait", "1"]).wait_with_output().unwrap();
+        assert!(out.status.success());
+        let graph: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let topics = graph["topics"].as_array().map_or(0, Vec::len);
+        if graph["nodes"] == serde_json::json!(["/nines_onboard", "/vehicle"]) && topics == 2 {
+            break graph;
+        }
+        assert!(Instant::now() < deadline, "never both nodes and their two topics: {graph}");
+    };
     let topic = |name: &str| graph["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned();
     let command = topic(topics::COMMAND).unwrap_or_else(|| panic!("{graph}"));
     assert_eq!(command["type"], AckermannDriveStamped::TYPE_NAME);
@@ -418,14 +427,22 @@ fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
     let camera = Node::open(&camera_net, dir.path()).unwrap();
     let mut frames = camera.publisher::<CompressedImage>(topics::CAMERA_COMPRESSED).unwrap();
     let mut engage = camera.publisher::<Empty>(topics::ENGAGE).unwrap();
-    let calibration = vehicle_config(client(port)).camera.calibration.unwrap();
+    let config = vehicle_config(client(port));
+    let calibration = config.camera.calibration.unwrap();
     let grey = image::RgbImage::from_pixel(calibration.width, calibration.height, image::Rgb([96, 96, 96]));
     let jpeg = nines_datasets::image::encode_jpeg(&grey, 90).unwrap();
 
-    // Every mode change and event the runtime publishes, in order.
+    // Every mode change and event the runtime publishes, in order, and the
+    // run of good frames its latest diagnostics report.
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l = Arc::clone(&log);
+    let good = Arc::new(AtomicUsize::new(0));
+    let (l, g) = (Arc::clone(&log), Arc::clone(&good));
     let seen: Sink = Box::new(move |m| {
+        if let Published::Diagnostics(d) = m
+            && let Some(kv) = d.status.iter().flat_map(|s| &s.values).find(|kv| kv.key == "good_frames")
+        {
+            g.store(kv.value.parse().unwrap(), Ordering::SeqCst);
+        }
         let mut l = l.lock().unwrap();
         match (mode_of(m), m) {
             (Some(mode), _)
@@ -455,14 +472,18 @@ fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
         send_frames(1);
     }
     // The camera stalls past the frame-age limit: a controlled stop.
-    std::thread::sleep(Duration::from_millis(1600));
-    assert!(
-        log.lock().unwrap().contains(&"event frame_age".to_string()),
-        "a stalled camera stops the car: {:?}",
-        log.lock().unwrap()
-    );
-    // Good frames alone do not re-engage.
-    send_frames(15);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains(&"event frame_age".to_string()) {
+        assert!(Instant::now() < deadline, "a stalled camera stops the car: {:?}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Good frames alone do not re-engage, however many.
+    let needed = config.safety.reengage_good_frames as usize;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while good.load(Ordering::SeqCst) < needed + 3 {
+        assert!(Instant::now() < deadline, "no run of good frames: {:?}", log.lock().unwrap());
+        send_frames(1);
+    }
     assert_ne!(last_mode().as_deref(), Some("mode engaged"), "{:?}", log.lock().unwrap());
     // A request over the network does, after the good frames that follow it.
     engage.put(&Empty::default()).unwrap();

@@ -19,9 +19,10 @@ pub struct NetworkConfig {
     pub connect: Vec<String>,
     /// Endpoints to listen on, e.g. `tcp/0.0.0.0:7448`; `[]` for none. By
     /// default a peer listens as rmw_zenoh's nodes do, on an ephemeral port
-    /// on loopback (`tcp/localhost:0`, or `tls/localhost:0` with
-    /// `[zenoh.tls]`), so that other peers on this machine, told about it by
-    /// gossip, connect to it directly; a client listens on nothing.
+    /// on loopback (`tcp/localhost:0`, or `tls/127.0.0.1:0` with
+    /// `[zenoh.tls]`, an address the fleet certificates name), so that other
+    /// peers on this machine, told about it by gossip, connect to it
+    /// directly; a client listens on nothing.
     #[serde(default)]
     pub listen: Option<Vec<String>>,
     /// ROS domain (`ROS_DOMAIN_ID`), the first chunk of every key.
@@ -58,7 +59,9 @@ impl NetworkConfig {
         match (&self.listen, self.mode.as_str(), &self.tls) {
             (Some(listen), _, _) => listen.clone(),
             (None, "client", _) => Vec::new(),
-            (None, _, Some(_)) => vec!["tls/localhost:0".into()],
+            // An address, not a name: peers dial what the listener bound,
+            // and the fleet certificates name 127.0.0.1.
+            (None, _, Some(_)) => vec!["tls/127.0.0.1:0".into()],
             (None, _, None) => vec!["tcp/localhost:0".into()],
         }
     }

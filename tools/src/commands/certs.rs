@@ -4,7 +4,7 @@
 //!
 //! Every node gets `<name>.pem` and `<name>.key` (its common name is the
 //! name, the identity zenoh's access control matches), valid for the names
-//! and addresses given with `--host` (localhost and 127.0.0.1 always), used
+//! and addresses given with `--host` (localhost, 127.0.0.1 and ::1 always), used
 //! for both sides of mutual TLS. `access-control.json5` is the
 //! `access_control` object of a zenoh config: by default nothing is allowed;
 //! fleet members may subscribe, query and take part in the ROS graph; the
@@ -43,7 +43,7 @@ pub struct CertsArgs {
     /// ask the runtime to re-engage after a stop. The runtime may publish anywhere.
     #[arg(long, value_delimiter = ',', default_value = "camera,vehicle,tf,tf_static,diagnostics,sim")]
     pub others_publish: Vec<String>,
-    /// Host names or addresses the nodes are reached at, besides localhost and 127.0.0.1.
+    /// Host names or addresses the nodes are reached at, besides localhost, 127.0.0.1 and ::1.
     #[arg(long = "host")]
     pub hosts: Vec<String>,
     /// Days the certificates are valid.
@@ -177,7 +177,7 @@ pub fn certs(args: &CertsArgs) -> anyhow::Result<()> {
     write(&args.out.join("ca.key"), &ca_key.serialize_pem(), true, args.force)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     names.extend(args.hosts.iter().cloned());
     for node in std::iter::once(&args.runtime).chain(&args.nodes) {
         let mut sans = vec![node.clone()];

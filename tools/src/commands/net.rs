@@ -4,7 +4,9 @@
 //! messages on a topic with their attachments (what `ros2 topic echo` shows).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -197,12 +199,17 @@ fn message_json(type_name: &str, payload: &[u8]) -> anyhow::Result<Value> {
     fn as_json<T: RosMessage + Serialize>(payload: &[u8]) -> anyhow::Result<Value> {
         Ok(serde_json::to_value(cdr::decode::<T>(payload)?)?)
     }
-    fn without_data(mut value: Value) -> Value {
-        if let Some(data) = value.get_mut("data") {
-            let bytes = data.as_array().map_or(0, Vec::len);
-            *data = json!({ "bytes": bytes });
-        }
-        value
+    /// The message with its `data` bytes taken out (before they would
+    /// become one JSON value each) and their count put in their place.
+    fn sized<T: RosMessage + Serialize>(
+        payload: &[u8],
+        data: fn(&mut T) -> &mut Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let mut message = cdr::decode::<T>(payload)?;
+        let bytes = std::mem::take(data(&mut message)).len();
+        let mut value = serde_json::to_value(message)?;
+        value["data"] = json!({ "bytes": bytes });
+        Ok(value)
     }
     Ok(match type_name {
         AckermannDriveStamped::TYPE_NAME => as_json::<AckermannDriveStamped>(payload)?,
@@ -214,9 +221,9 @@ fn message_json(type_name: &str, payload: &[u8]) -> anyhow::Result<Value> {
         ObjectArray::TYPE_NAME => as_json::<ObjectArray>(payload)?,
         CameraInfo::TYPE_NAME => as_json::<CameraInfo>(payload)?,
         Empty::TYPE_NAME => as_json::<Empty>(payload)?,
-        CompressedImage::TYPE_NAME => without_data(as_json::<CompressedImage>(payload)?),
-        Image::TYPE_NAME => without_data(as_json::<Image>(payload)?),
-        PointCloud2::TYPE_NAME => without_data(as_json::<PointCloud2>(payload)?),
+        CompressedImage::TYPE_NAME => sized::<CompressedImage>(payload, |m| &mut m.data)?,
+        Image::TYPE_NAME => sized::<Image>(payload, |m| &mut m.data)?,
+        PointCloud2::TYPE_NAME => sized::<PointCloud2>(payload, |m| &mut m.data)?,
         other => bail!("nines has no definition of {other}"),
     })
 }
@@ -253,37 +260,57 @@ fn sample_json(key: &str, payload: &[u8], attachment: Option<&[u8]>) -> Value {
     out
 }
 
+/// A sample as it came: key, payload, attachment.
+type Heard = (String, Vec<u8>, Option<Vec<u8>>);
+
 fn echo(args: &EchoArgs) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a number of seconds (0 for none), not {}", args.timeout);
     }
     let topic = args.topic.trim_matches('/');
-    if topic.is_empty() || topic.contains(['*', '$', '#', '?']) {
+    if topic.is_empty() || topic.split('/').any(|c| c.is_empty() || c.contains(['*', '$', '#', '?'])) {
         bail!("`{}` is not a topic name; give one like /control/command", args.topic);
     }
     let node = args.join.open()?;
-    // Any type on the topic: <domain>/<topic>/<dds type>/<hash>.
+    // Any type on the topic: <domain>/<topic>/<dds type>/<hash>. Samples are
+    // decoded here, not on zenoh's thread; when printing falls behind, the
+    // newest are dropped and counted.
     let key = format!("{}/{topic}/*/*", node.domain());
-    let (tx, rx) = mpsc::sync_channel::<Value>(256);
+    let (tx, rx) = mpsc::sync_channel::<Heard>(64);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&dropped);
     let _subscriber = zenoh::Wait::wait(node.session().declare_subscriber(key.as_str()).callback(
         move |s: zenoh::sample::Sample| {
-            let attachment = s.attachment().map(|a| a.to_bytes());
-            let _ = tx.try_send(sample_json(
-                s.key_expr().as_str(),
-                &s.payload().to_bytes(),
-                attachment.as_deref(),
-            ));
+            let heard = (
+                s.key_expr().to_string(),
+                s.payload().to_bytes().into_owned(),
+                s.attachment().map(|a| a.to_bytes().into_owned()),
+            );
+            if tx.try_send(heard).is_err() {
+                d.fetch_add(1, Ordering::Relaxed);
+            }
         },
     ))
     .map_err(|e| anyhow::anyhow!("subscribing to {key}: {e}"))?;
     let deadline = (args.timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(args.timeout));
-    let mut printed = 0;
+    let mut out = std::io::stdout().lock();
+    let (mut printed, mut reported) = (0, 0);
     while args.count == 0 || printed < args.count {
         let wait = deadline.map_or(Duration::from_hours(1), |d| d.saturating_duration_since(Instant::now()));
         match rx.recv_timeout(wait) {
-            Ok(line) => {
-                println!("{line}");
+            Ok((key, payload, attachment)) => {
+                let line = sample_json(&key, &payload, attachment.as_deref());
+                match writeln!(out, "{line}") {
+                    // The reader went away (`| head`): done.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    r => r?,
+                }
                 printed += 1;
+                let lost = dropped.load(Ordering::Relaxed);
+                if lost > reported {
+                    eprintln!("{lost} sample(s) dropped so far: printing could not keep up");
+                    reported = lost;
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 if printed == 0 {
