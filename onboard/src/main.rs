@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use nines_onboard::config::Config;
-use nines_onboard::release::install::{self, Health, InstallOptions};
+use nines_onboard::release::health::Health;
+use nines_onboard::release::install::{self, InstallOptions};
+use nines_onboard::release::status;
 use nines_onboard::release::{bundle, keys, service};
 use nines_onboard::runtime::{self, Controls, Published, RunOptions};
 use nines_onboard::source::{self, Pacing};
@@ -327,7 +329,7 @@ fn release_tool(tool: &Tool) -> nines_onboard::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Tool::Status { root, json } => {
-            let status = install::status(root)?;
+            let status = status::status(root)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status).expect("a status serialises"));
             } else {
@@ -381,7 +383,7 @@ fn self_test(config: &std::path::Path, model: &std::path::Path) -> nines_onboard
     }
 }
 
-fn print_status(status: &install::Status) {
+fn print_status(status: &status::Status) {
     println!("root {}", status.root.display());
     println!("  fleet key {}", status.fleet_key.as_deref().unwrap_or("none: not provisioned"));
     match &status.current {

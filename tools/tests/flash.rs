@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use nines_datasets::contract::ModelContract;
 use nines_onboard::release::install::{self, InstallReport, Layout, Outcome};
+use nines_onboard::release::status;
 use sha2::{Digest, Sha256};
 
 mod support;
@@ -115,8 +116,8 @@ fn assert_current_whole(root: &Path, expected: &[&str]) -> String {
     let id = layout.current_id().expect("a current release");
     assert!(expected.contains(&id.as_str()), "current is {id}, expected one of {expected:?}");
     let dir = layout.release(&id);
-    let manifest = install::read_manifest(&dir).unwrap();
-    assert_eq!(install::intact(&dir, &manifest), Vec::<String>::new(), "release {id} is not whole");
+    let manifest = status::read_manifest(&dir).unwrap();
+    assert_eq!(status::intact(&dir, &manifest), Vec::<String>::new(), "release {id} is not whole");
     id
 }
 

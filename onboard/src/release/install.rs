@@ -19,13 +19,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{self, MANIFEST, Manifest, Verified};
+use super::health::{Health, check_health, systemctl};
 use super::keys;
+use super::status::intact;
 use crate::{OnboardError, Result};
 
 /// The root's subfolders and links.
@@ -71,44 +71,6 @@ impl Layout {
     pub fn current_id(&self) -> Option<String> {
         let target = std::fs::read_link(self.current()).ok()?;
         target.file_name().map(|n| n.to_string_lossy().into_owned())
-    }
-}
-
-/// How a new release proves it is healthy.
-#[derive(Debug, Clone)]
-pub enum Health {
-    /// Run the release's `nines-onboard self-test` (load the model, one
-    /// inference), through `runner` when not empty (e.g. an emulator for
-    /// another architecture): robots without systemd, and tests.
-    SelfTest {
-        /// Command prefix for the release's binary.
-        runner: Vec<String>,
-        /// Longest the self-test may take.
-        timeout: Duration,
-    },
-    /// Restart the systemd unit (Type=notify: the restart returns once the
-    /// runtime said READY) and watch it stay active, without a watchdog
-    /// restart, for `timeout`.
-    Systemd {
-        /// The watch window.
-        timeout: Duration,
-    },
-}
-
-impl Health {
-    /// From command-line flags: `service` `none` (or `self_test`) is the
-    /// self-test, run through `runner` (words split on whitespace) when
-    /// given; otherwise systemd. `timeout_secs` is at least 0.1 s.
-    #[must_use]
-    pub fn from_flags(service: &str, runner: Option<&str>, timeout_secs: f64, self_test: bool) -> Self {
-        let timeout = Duration::from_secs_f64(timeout_secs.max(0.1));
-        if service == "none" || self_test {
-            let runner =
-                runner.map(|r| r.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
-            Self::SelfTest { runner, timeout }
-        } else {
-            Self::Systemd { timeout }
-        }
     }
 }
 
@@ -218,11 +180,11 @@ impl Steps {
     }
 }
 
-fn install_error(path: &Path, detail: impl Into<String>) -> OnboardError {
+pub(crate) fn install_error(path: &Path, detail: impl Into<String>) -> OnboardError {
     OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
 }
 
-fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> OnboardError + use<> {
+pub(crate) fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> OnboardError + use<> {
     let path = path.to_path_buf();
     let what = what.to_owned();
     move |e| install_error(&path, format!("{what}: {e}"))
@@ -434,7 +396,7 @@ fn prune(layout: &Layout, keep: usize, previous: Option<&str>, steps: &mut Steps
 }
 
 /// The installed release ids, oldest first.
-fn release_ids(layout: &Layout) -> Result<Vec<String>> {
+pub(crate) fn release_ids(layout: &Layout) -> Result<Vec<String>> {
     let releases = layout.releases();
     let mut ids: Vec<String> = match std::fs::read_dir(&releases) {
         Ok(entries) => entries
@@ -448,168 +410,6 @@ fn release_ids(layout: &Layout) -> Result<Vec<String>> {
     };
     ids.sort();
     Ok(ids)
-}
-
-/// What is wrong with an installed release, compared with its manifest: empty when intact.
-#[must_use]
-pub fn intact(dir: &Path, manifest: &Manifest) -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut problems = Vec::new();
-    for entry in &manifest.files {
-        let path = dir.join(&entry.path);
-        match std::fs::read(&path) {
-            Ok(bytes) if bundle::sha256_hex(&bytes) != entry.sha256 => {
-                problems.push(format!("{}: changed since install (SHA-256 differs)", entry.path));
-            }
-            Ok(_) => {
-                let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
-                if mode != entry.mode {
-                    problems.push(format!(
-                        "{}: mode {mode:o} where the manifest has {:o}",
-                        entry.path, entry.mode
-                    ));
-                }
-            }
-            Err(e) => problems.push(format!("{}: {e}", entry.path)),
-        }
-    }
-    problems
-}
-
-/// Reads an installed release's manifest.
-pub fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join(MANIFEST);
-    let text = std::fs::read(&path).map_err(io_error(&path, "reading"))?;
-    serde_json::from_slice(&text).map_err(|e| install_error(&path, format!("not a nines manifest: {e}")))
-}
-
-fn check_health(layout: &Layout, manifest: &Manifest, health: &Health) -> std::result::Result<(), String> {
-    match health {
-        Health::SelfTest { runner, timeout } => self_test(layout, manifest, runner, *timeout),
-        Health::Systemd { timeout } => systemd_health(layout, manifest, *timeout),
-    }
-}
-
-/// Runs `current/bin/nines-onboard self-test` for the current release.
-fn self_test(
-    layout: &Layout,
-    manifest: &Manifest,
-    runner: &[String],
-    timeout: Duration,
-) -> std::result::Result<(), String> {
-    let release = layout.current();
-    let binary = release.join("bin/nines-onboard");
-    let mut command = match runner.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&binary);
-            c
-        }
-        None => Command::new(&binary),
-    };
-    command
-        .arg("self-test")
-        .arg("--config")
-        .arg(release.join(&manifest.config))
-        .arg("--model")
-        .arg(release.join(&manifest.model.file))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // The release's own library (found beside its binary), or the one the target provides.
-    command.env_remove(crate::ort_env::DYLIB_ENV);
-    if let Some(lib) = &manifest.onnxruntime.provided_by_target {
-        command.env(crate::ort_env::DYLIB_ENV, lib);
-    }
-    let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let output = wait_with_timeout(child, timeout)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        Err(format!(
-            "self-test exited with {}: {}",
-            output.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        ))
-    }
-}
-
-fn wait_with_timeout(
-    mut child: std::process::Child,
-    timeout: Duration,
-) -> std::result::Result<std::process::Output, String> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().map_err(|e| e.to_string()),
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {:.0} s", timeout.as_secs_f64()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
-/// Where the unit is installed.
-pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
-
-/// Installs the release's unit (with the root filled in), restarts it and
-/// watches it: active, same main PID, no watchdog restart, for `timeout`.
-fn systemd_health(
-    layout: &Layout,
-    manifest: &Manifest,
-    timeout: Duration,
-) -> std::result::Result<(), String> {
-    let unit = &manifest.service.unit;
-    let template = std::fs::read_to_string(layout.current().join(&manifest.service.template))
-        .map_err(|e| format!("reading the unit template: {e}"))?;
-    let rendered = template.replace("@ROOT@", &layout.root.to_string_lossy());
-    let unit_path = Path::new(SYSTEMD_DIR).join(unit);
-    write_atomic(&unit_path, rendered.as_bytes()).map_err(|e| e.to_string())?;
-    systemctl(&["daemon-reload"])?;
-    systemctl(&["enable", unit])?;
-    systemctl(&["restart", unit])?;
-    let show = || -> std::result::Result<(String, String, String), String> {
-        let out = systemctl(&["show", unit, "--property=ActiveState,MainPID,NRestarts"])?;
-        let get = |key: &str| {
-            out.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_owned()
-        };
-        Ok((get("ActiveState"), get("MainPID"), get("NRestarts")))
-    };
-    let first = show()?;
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        let now = show()?;
-        if now.0 != "active" {
-            return Err(format!("{unit} is {} (see `journalctl -u {unit}`)", now.0));
-        }
-        if now != first {
-            return Err(format!("{unit} restarted (watchdog or crash; see `journalctl -u {unit}`)"));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Ok(())
-}
-
-fn systemctl(args: &[&str]) -> std::result::Result<String, String> {
-    let output = Command::new("systemctl")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run systemctl ({e}): on a robot without systemd use --service none"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "systemctl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
 }
 
 fn journal(layout: &Layout, id: &str, event: &str, previous: Option<&str>, steps: &mut Steps) -> Result<()> {
@@ -666,71 +466,4 @@ fn sync_tree(dir: &Path) -> Result<()> {
         }
     }
     sync_dir(dir)
-}
-
-/// What is installed under a root.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// The root.
-    pub root: PathBuf,
-    /// Fingerprint of the trusted fleet key, if provisioned.
-    pub fleet_key: Option<String>,
-    /// The current release.
-    pub current: Option<ReleaseStatus>,
-    /// Every installed release, oldest first.
-    pub releases: Vec<String>,
-    /// The last line of the install journal.
-    pub last_event: Option<serde_json::Value>,
-}
-
-/// The current release.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReleaseStatus {
-    /// Its id.
-    pub id: String,
-    /// When it was bundled.
-    pub created: String,
-    /// Its target triple.
-    pub target: String,
-    /// The nines version that built it.
-    pub nines_version: String,
-    /// The model's digest.
-    pub model_digest: String,
-    /// ONNX Runtime: the bundled version or the target's library.
-    pub onnxruntime: String,
-    /// Files that differ from the manifest (empty when intact).
-    pub problems: Vec<String>,
-}
-
-/// Reads what is installed under `root`.
-pub fn status(root: &Path) -> Result<Status> {
-    let layout = Layout::new(root);
-    if !root.is_dir() {
-        return Err(install_error(root, "no such folder: nothing is installed here (give --root)"));
-    }
-    let fleet_key = keys::read_verifying_key(&layout.key()).ok().map(|k| keys::fingerprint(&k));
-    let current = match layout.current_id() {
-        Some(id) => {
-            let dir = layout.release(&id);
-            let manifest = read_manifest(&dir)?;
-            Some(ReleaseStatus {
-                problems: intact(&dir, &manifest),
-                id,
-                created: manifest.created,
-                target: manifest.target,
-                nines_version: manifest.nines_version,
-                model_digest: manifest.model.digest,
-                onnxruntime: match (&manifest.onnxruntime.version, &manifest.onnxruntime.provided_by_target) {
-                    (Some(v), _) => format!("{v} (bundled)"),
-                    (None, Some(path)) => format!("{} (the target's)", path.display()),
-                    (None, None) => "unknown".into(),
-                },
-            })
-        }
-        None => None,
-    };
-    let last_event = std::fs::read_to_string(layout.journal())
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| serde_json::from_str(l).ok()));
-    Ok(Status { root: root.to_path_buf(), fleet_key, current, releases: release_ids(&layout)?, last_event })
 }

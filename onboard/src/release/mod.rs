@@ -4,6 +4,8 @@
 //! the whole story.
 
 pub mod bundle;
+pub mod health;
 pub mod install;
 pub mod keys;
 pub mod service;
+pub mod status;

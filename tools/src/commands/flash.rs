@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 use nines_onboard::release::bundle;
-use nines_onboard::release::install::{self, Health, InstallOptions, InstallReport};
+use nines_onboard::release::health::Health;
+use nines_onboard::release::install::{self, InstallOptions, InstallReport};
 use nines_onboard::release::keys;
 
 /// `nines flash` arguments.
