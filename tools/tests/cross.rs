@@ -87,17 +87,8 @@ fn the_aarch64_runtime_from_a_bundle_drives_a_recorded_drive_like_the_x86_64_one
     support::bundle(&model, &config, &d.join("fleet.key"), &bundle, &target).unwrap();
     let root = d.join("sd-card");
     let runner_arg = runner.to_string_lossy().into_owned();
-    nines(&[
-        "flash".as_ref(),
-        bundle.as_os_str(),
-        "--root".as_ref(),
-        root.as_os_str(),
-        "--pubkey".as_ref(),
-        d.join("fleet.pub").as_os_str(),
-        "--runner".as_ref(),
-        runner_arg.as_ref(),
-    ])
-    .unwrap();
+    support::flash_local(&bundle, &root, &d.join("fleet.pub"), &["--runner".as_ref(), runner_arg.as_ref()])
+        .unwrap();
     let release: PathBuf = root.join("current");
     let file = Command::new("file").arg(release.join("bin/nines-onboard")).output().unwrap();
     let file = String::from_utf8_lossy(&file.stdout);

@@ -72,16 +72,7 @@ fn fixture() -> &'static Fixture {
 
 fn local(bundle: &Path, root: &Path, keep: usize) -> anyhow::Result<()> {
     let keep = keep.to_string();
-    nines(&[
-        "flash".as_ref(),
-        bundle.as_os_str(),
-        "--root".as_ref(),
-        root.as_os_str(),
-        "--pubkey".as_ref(),
-        fixture().fleet_pub.as_os_str(),
-        "--keep".as_ref(),
-        keep.as_ref(),
-    ])
+    support::flash_local(bundle, root, &fixture().fleet_pub, &["--keep".as_ref(), keep.as_ref()])
 }
 
 fn id_of(bundle: &Path) -> String {

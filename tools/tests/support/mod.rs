@@ -29,3 +29,23 @@ pub fn bundle(
     args.extend_from_slice(extra);
     nines(&args)
 }
+
+/// `nines flash BUNDLE --root ROOT --pubkey KEY` and `extra` flags: an
+/// install into a local folder.
+pub fn flash_local(
+    bundle: &std::path::Path,
+    root: &std::path::Path,
+    pubkey: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> anyhow::Result<()> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "flash".as_ref(),
+        bundle.as_os_str(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--pubkey".as_ref(),
+        pubkey.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    nines(&args)
+}
