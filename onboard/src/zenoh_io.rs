@@ -29,8 +29,7 @@ use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::sample::Sample;
 
 use crate::config::NetworkConfig;
-use crate::rmw::{Attachment, Token, dds_type_name, topic_key};
-pub use crate::rmw::{EntityKind, LIVELINESS_PREFIX, mangle};
+use crate::rmw::{Attachment, EntityKind, LIVELINESS_PREFIX, dds_type_name, mangle, topic_key};
 use crate::runtime::{Controls, Published, Sink};
 use crate::source::system_now_ns;
 use crate::{OnboardError, Result};
@@ -66,15 +65,6 @@ impl Qos {
 /// The node's id within its session (one node per session; a node token
 /// carries its id twice, as rmw_zenoh's do); entities count on from 1.
 const NODE_ID: u64 = 0;
-
-/// The session, node id and topic (mangled) of a publisher's or a
-/// subscription's liveliness key, when it is one of `kind`.
-#[must_use]
-pub fn parse_entity(key: &str, kind: EntityKind) -> Option<(String, String, String)> {
-    Token::parse(key)
-        .filter(|t| t.kind == kind)
-        .and_then(|t| Some((t.zid, t.node_id, mangle(&t.topic?.name))))
-}
 
 /// The GID rmw_zenoh gives the entity whose liveliness key is `key`.
 #[must_use]
@@ -479,6 +469,7 @@ impl RuntimePublishers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rmw::Token;
 
     #[test]
     fn gids_and_names_follow_rmw_zenoh() {
@@ -518,13 +509,17 @@ mod tests {
         let find = |kind: EntityKind, topic: &str| {
             tokens
                 .iter()
-                .find(|t| parse_entity(t, kind).is_some_and(|(z, _, tp)| z == zid && tp == topic))
+                .find(|t| {
+                    Token::parse(t).is_some_and(|t| {
+                        t.kind == kind && t.zid == zid && t.topic.is_some_and(|on| on.name == topic)
+                    })
+                })
                 .unwrap_or_else(|| panic!("no {kind:?} token on {topic}: {tokens:?}"))
         };
         assert!(tokens.iter().any(|t| t.ends_with("/NN/%/%/nines_onboard")), "{tokens:?}");
-        let camera = find(EntityKind::Subscription, "%camera%front%image%compressed");
+        let camera = find(EntityKind::Subscription, "/camera/front/image/compressed");
         assert!(camera.ends_with("/sensor_msgs::msg::dds_::CompressedImage_/RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a/2::,5:,:,:,,"), "{camera}");
-        let command = find(EntityKind::Publisher, "%control%command");
+        let command = find(EntityKind::Publisher, "/control/command");
         assert!(command.ends_with("/::,10:,:,:,,"), "{command}");
         assert!(command.contains(
             "/MP/%/%/nines_onboard/%control%command/ackermann_msgs::msg::dds_::AckermannDriveStamped_/"

@@ -27,7 +27,8 @@ use zenoh::sample::{Sample, SampleKind};
 
 use super::{Item, Pacing, Source};
 use crate::recorder::Record;
-use crate::zenoh_io::{EntityKind, Node, Qos, RosSubscriber, attachment, decode, gid_of};
+use crate::rmw::EntityKind;
+use crate::zenoh_io::{Node, Qos, RosSubscriber, attachment, decode, gid_of};
 use crate::{OnboardError, Result};
 
 enum Heard {

@@ -28,9 +28,8 @@ use nines_datasets::msg::{
 };
 use nines_datasets::topics::{self, frames};
 use nines_onboard::config::{NetworkConfig, TlsConfig};
-use nines_onboard::zenoh_io::{
-    EntityKind, Node, Qos, RosPublisher, RosSubscriber, decode, mangle, parse_entity,
-};
+use nines_onboard::rmw::{EntityKind, Token};
+use nines_onboard::zenoh_io::{Node, Qos, RosPublisher, RosSubscriber, decode};
 use nines_sim::events::{Category, SimEvent};
 use nines_sim::record::{Driver, Observation, RecordOptions, simulate, stamp};
 use nines_sim::render::camera::CameraConfig;
@@ -418,15 +417,14 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 /// `ros2 topic echo`, does not start the run.
 fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Result<()> {
     let watch = node.watch_graph()?;
-    let (camera, command) = (mangle(topic), mangle(topics::COMMAND));
     // The (session, node) pairs with an entity of `kind` on `topic`.
     let entities = |kind: EntityKind, topic: &str| -> std::collections::HashSet<(String, String)> {
         watch
             .tokens()
             .iter()
-            .filter_map(|k| parse_entity(k, kind))
-            .filter(|(_, _, t)| *t == topic)
-            .map(|(zid, nid, _)| (zid, nid))
+            .filter_map(|k| Token::parse(k))
+            .filter(|t| t.kind == kind && t.topic.as_ref().is_some_and(|on| on.name == topic))
+            .map(|t| (t.zid, t.node_id))
             .collect()
     };
     let deadline = Instant::now() + timeout;
@@ -434,7 +432,8 @@ fn wait_for_driver(node: &Node, topic: &str, timeout: Duration) -> anyhow::Resul
         "waiting for a driver: a node subscribed to {topic} that publishes {} (nines-onboard --source zenoh)",
         topics::COMMAND
     );
-    while entities(EntityKind::Subscription, &camera).is_disjoint(&entities(EntityKind::Publisher, &command))
+    while entities(EntityKind::Subscription, topic)
+        .is_disjoint(&entities(EntityKind::Publisher, topics::COMMAND))
     {
         if Instant::now() > deadline {
             bail!(
