@@ -351,19 +351,13 @@ fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
     let stops = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
     // Commands the control loop published after the kill, up to its stop
     // (which publishes the stop's command before its event): "within one
-    // control period" counted in the runtime's own ticks, not in wall-clock
-    // time that a loaded machine would stretch.
+    // control period" counted in the runtime's own control ticks.
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ticks_after_kill = Arc::new(AtomicUsize::new(0));
     let (e, st, k, t) =
         (Arc::clone(&engaged), Arc::clone(&stops), Arc::clone(&killed), Arc::clone(&ticks_after_kill));
     let seen: Sink = Box::new(move |m| match m {
-        Published::Diagnostics(d)
-            if d.status
-                .iter()
-                .flat_map(|s| &s.values)
-                .any(|kv| kv.key == "mode" && kv.value == "engaged") =>
-        {
+        Published::Diagnostics(_) if diagnostic(m, "mode") == Some("engaged") => {
             e.lock().unwrap().get_or_insert_with(Instant::now);
         }
         Published::Event(ev) => st.lock().unwrap().push((Instant::now(), ev.category.clone())),
@@ -406,10 +400,10 @@ fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
     assert_eq!(last.category, "source_lost");
 }
 
-/// The runtime's mode as its diagnostics say, if `m` says it.
-fn mode_of(m: &Published) -> Option<&str> {
+/// The value of `key` in the runtime's diagnostics, if `m` is diagnostics that carry it.
+fn diagnostic<'a>(m: &'a Published, key: &str) -> Option<&'a str> {
     let Published::Diagnostics(d) = m else { return None };
-    d.status.iter().flat_map(|s| &s.values).find(|kv| kv.key == "mode").map(|kv| kv.value.as_str())
+    d.status.iter().flat_map(|s| &s.values).find(|kv| kv.key == key).map(|kv| kv.value.as_str())
 }
 
 #[test]
@@ -438,13 +432,11 @@ fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
     let good = Arc::new(AtomicUsize::new(0));
     let (l, g) = (Arc::clone(&log), Arc::clone(&good));
     let seen: Sink = Box::new(move |m| {
-        if let Published::Diagnostics(d) = m
-            && let Some(kv) = d.status.iter().flat_map(|s| &s.values).find(|kv| kv.key == "good_frames")
-        {
-            g.store(kv.value.parse().unwrap(), Ordering::SeqCst);
+        if let Some(run) = diagnostic(m, "good_frames") {
+            g.store(run.parse().unwrap(), Ordering::SeqCst);
         }
         let mut l = l.lock().unwrap();
-        match (mode_of(m), m) {
+        match (diagnostic(m, "mode"), m) {
             (Some(mode), _)
                 if l.iter().rev().find(|e| e.starts_with("mode ")) != Some(&format!("mode {mode}")) =>
             {

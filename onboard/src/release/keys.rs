@@ -91,12 +91,7 @@ pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey> {
 /// A short name for a public key: the first 16 hex digits of its SHA-256.
 #[must_use]
 pub fn fingerprint(key: &VerifyingKey) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest[..8].iter().fold(String::new(), |mut hex, b| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
+    nines_datasets::contract::short_hex(&Sha256::digest(key.as_bytes()))
 }
 
 #[cfg(test)]
