@@ -113,6 +113,101 @@ impl Default for VirtualCamera {
     }
 }
 
+/// The model's input tensors, in the order the network takes them: `image`
+/// f32 [1, 3F, H, W] and `speed` f32 [1, 1] (DESIGN.md section 3).
+pub const INPUTS: [&str; 2] = ["image", "speed"];
+
+/// The model's output tensors, in the order the network returns them:
+/// `depth` f32 [1, 1, H/s, W/s], `plan` f32 [1, T, 3], `lead` f32 [1, 3].
+pub const OUTPUTS: [&str; 3] = ["depth", "plan", "lead"];
+
+/// The history frames chosen for one "now": which candidates were stacked
+/// and how far the worst of them is from where it was wanted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct History {
+    /// Largest distance between a wanted history time and the frame chosen
+    /// for it, s (infinite when there was no frame at all).
+    pub worst_gap_secs: f64,
+    /// Whether every frame is within [`InputSpec::history_tolerance_secs`]:
+    /// the stack is the one the network was trained on.
+    pub complete: bool,
+}
+
+impl InputSpec {
+    /// How far a history frame may lie from `now - k * spacing` and still
+    /// count as that frame: a quarter of the spacing, and never less than
+    /// 20 ms, the jitter of a camera whose frames are not evenly spaced.
+    #[must_use]
+    pub fn history_tolerance_secs(&self) -> f64 {
+        (self.frame_spacing_secs / 4.0).max(0.020)
+    }
+
+    /// The frames to stack for the frame at `now_nanos`, newest first.
+    ///
+    /// For each k in `0..frames` it picks, among `candidates` (stamps in ns,
+    /// `None` for an empty slot; pass only frames at or before now), the one
+    /// nearest `now - k * spacing`; on a tie the first in iteration order.
+    /// Its position in `candidates` goes into `out[k]` (`out` holds at least
+    /// `frames` entries). Training (which drops samples whose history is
+    /// incomplete) and the runtime (which stacks anyway and lets the safety
+    /// monitor judge) both call this, so they stack the same frames. Writes
+    /// nothing and allocates nothing beyond `out`.
+    pub fn history<I>(&self, now_nanos: i64, candidates: &I, out: &mut [usize]) -> History
+    where
+        I: Iterator<Item = Option<i64>> + Clone,
+    {
+        let spacing_ns = self.frame_spacing_secs * 1e9;
+        let tolerance_ns = self.history_tolerance_secs() * 1e9;
+        let mut worst = 0.0f64;
+        for (k, slot) in out.iter_mut().enumerate().take(self.frames.max(1) as usize) {
+            let want = now_nanos as f64 - k as f64 * spacing_ns;
+            let mut best: Option<(f64, usize)> = None;
+            for (i, stamp) in candidates.clone().enumerate() {
+                if let Some(s) = stamp {
+                    let gap = (s as f64 - want).abs();
+                    if best.is_none_or(|(b, _)| gap < b) {
+                        best = Some((gap, i));
+                    }
+                }
+            }
+            let Some((gap, i)) = best else {
+                return History { worst_gap_secs: f64::INFINITY, complete: false };
+            };
+            worst = worst.max(gap);
+            *slot = i;
+        }
+        History { worst_gap_secs: worst / 1e9, complete: worst <= tolerance_ns }
+    }
+
+    /// Whether a camera running at `fps` supplies every history frame within
+    /// [`Self::history_tolerance_secs`] (its frames are `1 / fps` apart, so
+    /// the nearest to `k * spacing` back is off by at most half a period).
+    #[must_use]
+    pub fn camera_supplies_history(&self, fps: f64) -> bool {
+        let tolerance = self.history_tolerance_secs();
+        (1..self.frames.max(1)).all(|k| {
+            let frames_back = f64::from(k) * self.frame_spacing_secs * fps;
+            (frames_back - frames_back.round()).abs() / fps <= tolerance
+        })
+    }
+
+    /// One channel's value as the network sees it: `(unit - mean) / std`,
+    /// where `unit` is the pixel / 255 (training, after augmentation).
+    #[must_use]
+    pub fn normalise(&self, channel: usize, unit: f32) -> f32 {
+        (unit - self.mean[channel]) / self.std[channel]
+    }
+
+    /// The same map as [`Self::normalise`] for a pixel value p in 0..=255,
+    /// as `p * scale + offset` per channel (the runtime's warp kernels fuse
+    /// it into their output write).
+    #[must_use]
+    pub fn pixel_affine(&self) -> ([f32; 3], [f32; 3]) {
+        let (mean, std) = (self.mean, self.std);
+        ([0, 1, 2].map(|c| 1.0 / (255.0 * std[c])), [0, 1, 2].map(|c| -mean[c] / std[c]))
+    }
+}
+
 impl VirtualCamera {
     /// Intrinsic matrix K.
     #[must_use]
@@ -283,22 +378,24 @@ impl ModelCard {
         };
         let (w, h) = (contract.input.width as usize, contract.input.height as usize);
         let (dw, dh) = contract.label_size();
+        let [image, speed] = INPUTS;
+        let [depth, plan, lead] = OUTPUTS;
         let inputs = vec![
             spec(
-                "image",
+                image,
                 vec![1, 3 * contract.input.frames as usize, h, w],
                 "RGB frames newest first, (pixel/255 - mean)/std, warped into the virtual camera",
             ),
-            spec("speed", vec![1, 1], "ego speed, m/s"),
+            spec(speed, vec![1, 1], "ego speed, m/s"),
         ];
         let outputs = vec![
-            spec("depth", vec![1, 1, dh as usize, dw as usize], "camera z, m"),
+            spec(depth, vec![1, 1, dh as usize, dw as usize], "camera z, m"),
             spec(
-                "plan",
+                plan,
                 vec![1, contract.plan_times_secs.len(), 3],
                 "x m, y m, v m/s at plan_times_secs, base_link now",
             ),
-            spec("lead", vec![1, 3], "presence probability, distance along the path m, relative speed m/s"),
+            spec(lead, vec![1, 3], "presence probability, distance along the path m, relative speed m/s"),
         ];
         (inputs, outputs)
     }
@@ -345,6 +442,55 @@ mod tests {
         let down = VirtualCamera { pitch_down_deg: 10.0, ..c };
         let axis = down.base_link_from_optical_rotation() * Vector3::z();
         assert!(axis.z < -0.17 && axis.z > -0.18, "a pitched-down axis points below level: {axis}");
+    }
+
+    #[test]
+    fn history_picks_the_frame_nearest_each_spacing_back_within_tolerance() {
+        let ms = 1_000_000i64;
+        let input = InputSpec { frames: 3, frame_spacing_secs: 0.1, ..InputSpec::default() };
+        assert!((input.history_tolerance_secs() - 0.025).abs() < 1e-12);
+        // A ring in arbitrary order with an empty slot: 400, (empty), 180, 310, 290 ms.
+        let ring = [Some(400 * ms), None, Some(180 * ms), Some(310 * ms), Some(290 * ms)];
+        let mut out = [usize::MAX; 3];
+        let h = input.history(400 * ms, &ring.iter().copied(), &mut out);
+        // 400 itself, 300 -> 310 (first of the two 10 ms away), 200 -> 180 (20 ms, within 25).
+        assert_eq!(out, [0, 3, 2]);
+        assert!(h.complete && (h.worst_gap_secs - 0.020).abs() < 1e-9, "{h:?}");
+        // 30 ms off is beyond a quarter of 100 ms: incomplete, but still the nearest frames.
+        let ring = [Some(400 * ms), Some(270 * ms), Some(200 * ms)];
+        let h = input.history(400 * ms, &ring.iter().copied(), &mut out);
+        assert_eq!(out, [0, 1, 2]);
+        assert!(!h.complete && (h.worst_gap_secs - 0.030).abs() < 1e-9, "{h:?}");
+        // Nothing at all: incomplete, infinitely far.
+        let h = input.history(0, &[None, None].into_iter(), &mut out);
+        assert!(!h.complete && h.worst_gap_secs.is_infinite());
+        // Closely spaced frames keep the 20 ms floor.
+        let fast = InputSpec { frame_spacing_secs: 0.04, ..input };
+        assert!((fast.history_tolerance_secs() - 0.020).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_camera_supplies_history_when_its_frames_fall_near_the_spacing() {
+        let input = InputSpec { frames: 3, frame_spacing_secs: 0.1, ..InputSpec::default() };
+        // 20 and 30 Hz land exactly; 25 Hz is 20 ms off at k = 1, inside 25 ms.
+        assert!(input.camera_supplies_history(20.0) && input.camera_supplies_history(30.0));
+        assert!(input.camera_supplies_history(25.0));
+        // 15 Hz: 1.5 frames back is 33 ms off.
+        assert!(!input.camera_supplies_history(15.0));
+        assert!(InputSpec { frames: 1, ..input }.camera_supplies_history(15.0));
+    }
+
+    #[test]
+    fn normalisation_is_one_map_in_both_forms() {
+        let input = InputSpec::default();
+        let (scale, offset) = input.pixel_affine();
+        for c in 0..3 {
+            for p in [0.0f32, 17.0, 128.0, 255.0] {
+                let unit = input.normalise(c, p / 255.0);
+                assert!((unit - (p * scale[c] + offset[c])).abs() < 1e-5, "channel {c} pixel {p}");
+            }
+            assert!(input.normalise(c, input.mean[c]).abs() < 1e-7, "the mean maps to 0");
+        }
     }
 
     #[test]

@@ -42,12 +42,8 @@ impl Normalisation {
     /// The contract's `(pixel / 255 - mean) / std`; outside the image, 0 (the mean).
     #[must_use]
     pub fn of_contract(contract: &ModelContract) -> Self {
-        let (mean, std) = (contract.input.mean, contract.input.std);
-        Self {
-            scale: [0, 1, 2].map(|c| 1.0 / (255.0 * std[c])),
-            offset: [0, 1, 2].map(|c| -mean[c] / std[c]),
-            fill: [0.0; 3],
-        }
+        let (scale, offset) = contract.input.pixel_affine();
+        Self { scale, offset, fill: [0.0; 3] }
     }
 
     /// Pixel values as they are (0..255), black outside the image: for u8 label images.

@@ -14,15 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use half::f16;
-use nines_datasets::contract::ModelContract;
-use nines_kernels::mapped::MappedFile;
+use nines_datasets::contract::{InputSpec, ModelContract};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{INDEX_FILE, LabelIndex};
+use crate::labels::{DriveShard, INDEX_FILE, LabelIndex, ShardLayout};
 use crate::{OffboardError, Result};
 
 /// One frame of one drive.
@@ -34,39 +31,6 @@ pub struct SampleRef {
     pub frame: u32,
 }
 
-/// Byte range of a tensor inside a mapped shard.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-}
-
-/// One drive's shard: the large tensors stay in the mapping, the small
-/// ones are read into memory.
-#[derive(Debug)]
-pub struct DriveShard {
-    /// The shard file name inside the label folder.
-    pub name: String,
-    /// The drive's digest.
-    pub drive_digest: String,
-    file: MappedFile,
-    image: Span,
-    depth: Span,
-    /// Ego speed per frame, m/s.
-    pub speed: Vec<f32>,
-    /// Plan labels [frames, T, 3].
-    pub plan: Vec<f32>,
-    /// Plan validity [frames, T].
-    pub plan_valid: Vec<u8>,
-    /// Lead labels [frames, 3].
-    pub lead: Vec<f32>,
-    /// Lead validity [frames, 2].
-    pub lead_valid: Vec<u8>,
-    /// Per frame, the frames stacked with it (newest first), if its whole
-    /// history is in the drive.
-    stacks: Vec<Option<Vec<u32>>>,
-}
-
 /// The label folder, opened for training.
 #[derive(Debug)]
 pub struct LabelSet {
@@ -76,12 +40,11 @@ pub struct LabelSet {
     pub index: LabelIndex,
     /// Shards, sorted by file name.
     pub drives: Vec<DriveShard>,
-    /// Input image [3, H, W] of one frame.
-    pub image_shape: [usize; 3],
-    /// Depth label [h, w].
-    pub depth_shape: [usize; 2],
-    /// Plan time steps.
-    pub plan_steps: usize,
+    /// Per drive and frame, the frames stacked with it (newest first), if
+    /// its whole history is in the drive.
+    stacks: Vec<Vec<Option<Vec<u32>>>>,
+    /// Each frame's tensor shapes (the contract's).
+    pub layout: ShardLayout,
     /// Frames stacked per sample.
     pub frames_per_sample: usize,
 }
@@ -100,29 +63,20 @@ impl LabelSet {
         let frames_per_sample = contract.input.frames.max(1) as usize;
         let mut entries: Vec<_> = index.shards.iter().collect();
         entries.sort_by(|a, b| a.shard.cmp(&b.shard));
+        let layout = ShardLayout::of_contract(contract);
         let mut drives = Vec::with_capacity(entries.len());
         for entry in entries {
             let path = dir.join(&entry.shard);
-            let shard = DriveShard::open(&path, entry, &index.contract_digest, contract)?;
-            drives.push(shard);
+            drives.push(DriveShard::open(&path, entry, &index.contract_digest, layout)?);
         }
+        let stacks = drives.iter().map(|d| stacks(&d.stamp, &contract.input)).collect();
         if drives.is_empty() {
             return Err(OffboardError::labels(
                 dir.join(INDEX_FILE),
                 "the index lists no labelled drive; distil some drives into this folder first",
             ));
         }
-        let (width, height) = (contract.input.width as usize, contract.input.height as usize);
-        let (dw, dh) = contract.label_size();
-        let set = Self {
-            dir: dir.to_path_buf(),
-            image_shape: [3, height, width],
-            depth_shape: [dh as usize, dw as usize],
-            plan_steps: contract.plan_times_secs.len(),
-            frames_per_sample,
-            index,
-            drives,
-        };
+        let set = Self { dir: dir.to_path_buf(), layout, frames_per_sample, index, drives, stacks };
         if let Some(expected) = expected {
             set.check_contract(expected)?;
         }
@@ -162,8 +116,7 @@ impl LabelSet {
         drives
             .iter()
             .flat_map(|&d| {
-                self.drives[d]
-                    .stacks
+                self.stacks[d]
                     .iter()
                     .enumerate()
                     .filter(|(_, stack)| stack.is_some())
@@ -217,9 +170,8 @@ impl LabelSet {
     pub fn mean_depth(&self, drives: &[usize]) -> f32 {
         let (mut sum, mut count) = (0.0f64, 0u64);
         for &d in drives {
-            let bytes = self.drives[d].depth_bytes();
-            for pair in bytes.chunks_exact(2) {
-                let v = f16::from_le_bytes([pair[0], pair[1]]).to_f32();
+            let drive = &self.drives[d];
+            for v in (0..drive.frames).flat_map(|f| drive.depth_of(f)) {
                 if v > 0.0 {
                     sum += f64::from(v);
                     count += 1;
@@ -239,120 +191,15 @@ pub struct Split {
     pub validation: Vec<String>,
 }
 
-impl DriveShard {
-    fn open(
-        path: &Path,
-        entry: &crate::labels::ShardEntry,
-        contract_digest: &str,
-        contract: &ModelContract,
-    ) -> Result<Self> {
-        let bad = |detail: String| OffboardError::labels(path, detail);
-        let file = MappedFile::open(path).map_err(|e| {
-            bad(format!(
-                "cannot open the shard ({e}); run `nines distill` again for {}",
-                entry.drive.display()
-            ))
-        })?;
-        let bytes = file.bytes();
-        let (header, meta) =
-            SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors shard: {e}")))?;
-        let meta_digest = meta.metadata().as_ref().and_then(|m| m.get("nines.contract_digest").cloned());
-        if meta_digest.as_deref() != Some(contract_digest) {
-            return Err(bad(format!(
-                "made under contract {}, but the index says {contract_digest}; distil this drive again",
-                meta_digest.as_deref().unwrap_or("(none)")
-            )));
-        }
-        let data_start = 8 + header;
-        let span = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<Span> {
-            let info = meta.info(name).ok_or_else(|| bad(format!("has no tensor `{name}`")))?;
-            if info.dtype != dtype || info.shape != shape {
-                return Err(bad(format!(
-                    "tensor `{name}` is {:?} {:?}, expected {dtype:?} {shape:?} (the index's contract)",
-                    info.dtype, info.shape
-                )));
-            }
-            let (start, end) = info.data_offsets;
-            Ok(Span { start: data_start + start, end: data_start + end })
-        };
-        let n = meta.info("stamp").map_or(0, |i| i.shape.first().copied().unwrap_or(0));
-        let (w, h) = (contract.input.width as usize, contract.input.height as usize);
-        let (dw, dh) = contract.label_size();
-        let t = contract.plan_times_secs.len();
-        let image = span("image", Dtype::U8, &[n, 3, h, w])?;
-        let depth = span("depth", Dtype::F16, &[n, 1, dh as usize, dw as usize])?;
-        let f32s = |s: Span| -> Vec<f32> {
-            bytes[s.start..s.end]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
-        let speed = f32s(span("speed", Dtype::F32, &[n])?);
-        let plan = f32s(span("plan", Dtype::F32, &[n, t, 3])?);
-        let lead = f32s(span("lead", Dtype::F32, &[n, 3])?);
-        let s = span("plan_valid", Dtype::U8, &[n, t])?;
-        let plan_valid = bytes[s.start..s.end].to_vec();
-        let s = span("lead_valid", Dtype::U8, &[n, 2])?;
-        let lead_valid = bytes[s.start..s.end].to_vec();
-        let s = span("stamp", Dtype::I64, &[n])?;
-        let stamp: Vec<i64> = bytes[s.start..s.end]
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
-        if stamp.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(bad("frame stamps are not increasing; distil this drive again".into()));
-        }
-        let stacks = stacks(&stamp, contract.input.frames.max(1) as usize, contract.input.frame_spacing_secs);
-        Ok(Self {
-            name: entry.shard.clone(),
-            drive_digest: entry.drive_digest.clone(),
-            file,
-            image,
-            depth,
-            speed,
-            plan,
-            plan_valid,
-            lead,
-            lead_valid,
-            stacks,
-        })
-    }
-
-    fn image_bytes(&self) -> &[u8] {
-        &self.file.bytes()[self.image.start..self.image.end]
-    }
-
-    fn depth_bytes(&self) -> &[u8] {
-        &self.file.bytes()[self.depth.start..self.depth.end]
-    }
-
-    fn stack_of(&self, frame: u32) -> &[u32] {
-        self.stacks.get(frame as usize).and_then(Option::as_deref).unwrap_or(&[])
-    }
-}
-
 /// Per frame, the frame indices stacked with it (newest first) when its
-/// whole history is there: the frame nearest each `k * spacing` earlier,
-/// within a quarter of the spacing (or 20 ms when frames are not spaced).
-fn stacks(stamp: &[i64], frames: usize, spacing_secs: f64) -> Vec<Option<Vec<u32>>> {
-    let spacing_ns = spacing_secs * 1e9;
-    let tolerance = (spacing_ns / 4.0).max(20e6);
+/// whole history is in the drive, by the contract's history rule
+/// ([`InputSpec::history`]) over the frames up to it.
+fn stacks(stamp: &[i64], input: &InputSpec) -> Vec<Option<Vec<u32>>> {
+    let mut picked = vec![0usize; input.frames.max(1) as usize];
     (0..stamp.len())
         .map(|i| {
-            let mut stack = vec![i as u32];
-            for k in 1..frames {
-                let want = stamp[i] as f64 - k as f64 * spacing_ns;
-                let j = stamp[..=i]
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| (*a.1 as f64 - want).abs().total_cmp(&(*b.1 as f64 - want).abs()))
-                    .map(|(j, _)| j)?;
-                if (stamp[j] as f64 - want).abs() > tolerance {
-                    return None;
-                }
-                stack.push(j as u32);
-            }
-            Some(stack)
+            let history = input.history(stamp[i], &stamp[..=i].iter().map(|&s| Some(s)), &mut picked);
+            history.complete.then(|| picked.iter().map(|&j| j as u32).collect())
         })
         .collect()
 }
@@ -413,10 +260,9 @@ impl LabelSet {
     #[must_use]
     pub fn batch(&self, samples: &[SampleRef], augment: Option<u64>) -> Batch {
         let contract = self.contract();
-        let [_, h, w] = self.image_shape;
-        let [dh, dw] = self.depth_shape;
+        let [_, h, w] = self.layout.image;
         let f = self.frames_per_sample;
-        let t = self.plan_steps;
+        let t = self.layout.plan_steps;
         let plane = h * w;
         let mut batch = Batch {
             size: samples.len(),
@@ -426,7 +272,8 @@ impl LabelSet {
         for (b, sample) in samples.iter().enumerate() {
             let drive = &self.drives[sample.drive as usize];
             let frame = sample.frame as usize;
-            let stack = drive.stack_of(sample.frame);
+            let stack =
+                self.stacks[sample.drive as usize].get(frame).and_then(Option::as_deref).unwrap_or(&[]);
             let mut rng = augment
                 .map(|seed| ChaCha8Rng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
             let photo = rng.as_mut().map(Photometric::draw);
@@ -436,7 +283,6 @@ impl LabelSet {
                 for c in 0..3 {
                     let out_start = ((b * f + k) * 3 + c) * plane;
                     let out = &mut batch.image[out_start..out_start + plane];
-                    let (mean, std) = (contract.input.mean[c], contract.input.std[c]);
                     let pixels = &src[c * plane..(c + 1) * plane];
                     match (photo, rng.as_mut()) {
                         (Some(p), Some(rng)) => {
@@ -444,24 +290,18 @@ impl LabelSet {
                                 let x = (f32::from(v) / 255.0).powf(p.gamma);
                                 let x = ((x - 0.5) * p.contrast + 0.5) * p.gain[c]
                                     + p.noise * rng.random_range(-1.0..1.0f32);
-                                *o = (x.clamp(0.0, 1.0) - mean) / std;
+                                *o = contract.input.normalise(c, x.clamp(0.0, 1.0));
                             }
                         }
                         _ => {
                             for (o, &v) in out.iter_mut().zip(pixels) {
-                                *o = (f32::from(v) / 255.0 - mean) / std;
+                                *o = contract.input.normalise(c, f32::from(v) / 255.0);
                             }
                         }
                     }
                 }
             }
-            let depth = drive.depth_bytes();
-            let d0 = frame * dh * dw * 2;
-            batch.depth.extend(
-                depth[d0..d0 + dh * dw * 2]
-                    .chunks_exact(2)
-                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
-            );
+            batch.depth.extend(drive.depth_of(frame));
             batch.speed.push(drive.speed[frame]);
             batch.plan.extend_from_slice(&drive.plan[frame * t * 3..(frame + 1) * t * 3]);
             batch
@@ -583,9 +423,11 @@ mod tests {
         let ms = 1_000_000i64;
         // 10 Hz with one frame missing (at 300 ms).
         let stamp = [0, 100 * ms, 200 * ms, 400 * ms, 500 * ms];
-        let stacks = stacks(&stamp, 2, 0.1);
+        let mut input = InputSpec { frames: 2, frame_spacing_secs: 0.1, ..InputSpec::default() };
+        let two = stacks(&stamp, &input);
         // Frame 0 has no history; frame 3 (400 ms) lacks 300 ms.
-        assert_eq!(stacks, vec![None, Some(vec![1, 0]), Some(vec![2, 1]), None, Some(vec![4, 3])]);
-        assert!(super::stacks(&stamp, 1, 0.1).iter().all(Option::is_some));
+        assert_eq!(two, vec![None, Some(vec![1, 0]), Some(vec![2, 1]), None, Some(vec![4, 3])]);
+        input.frames = 1;
+        assert!(stacks(&stamp, &input).iter().all(Option::is_some));
     }
 }

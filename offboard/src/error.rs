@@ -49,6 +49,26 @@ pub enum OffboardError {
     /// Training, evaluation or export failed in the tensor library or in ONNX Runtime.
     #[error("{0}")]
     Model(String),
+    /// The operating system refused a read or write.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The onboard runtime's ONNX Runtime session (export's parity check).
+    #[error("{context}: {source}")]
+    Runtime {
+        /// What was being done.
+        context: String,
+        /// The runtime's error.
+        #[source]
+        source: Box<nines_onboard::OnboardError>,
+    },
 }
 
 impl OffboardError {
@@ -60,6 +80,12 @@ impl OffboardError {
     /// A label-file problem.
     pub fn labels(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
         Self::Labels { path: path.into(), detail: detail.into() }
+    }
+
+    /// Maps an I/O error on `path` while doing `what`.
+    pub fn io(path: impl Into<PathBuf>, what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, what, source }
     }
 
     /// Something the drive lacks.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use burn_onnx::export::OnnxExporter;
-use nines_datasets::contract::{ModelCard, ModelContract, ONNX_METADATA_KEY};
+use nines_datasets::contract::{INPUTS, ModelCard, ModelContract, ONNX_METADATA_KEY, OUTPUTS};
 use onnx_ir::ModelProto;
 use protobuf::Message;
 
@@ -26,14 +26,12 @@ use crate::data::LabelSet;
 use crate::model::{Model, ModelConfig, to_vec};
 use crate::training::{load_run, write_atomic};
 use crate::{OffboardError, Result};
-use nines_onboard::ort_env;
+use nines_onboard::config::ModelConfig as RuntimeModelConfig;
+use nines_onboard::inference::Inference;
 
 /// Largest accepted difference between ONNX Runtime and burn, relative to
 /// `max(|burn value|, 1)` (see the module docs).
 pub const PARITY_TOLERANCE: f32 = 1e-4;
-
-/// Output names, in the order the network returns them.
-pub const OUTPUTS: [&str; 3] = ["depth", "plan", "lead"];
 
 /// Export settings.
 #[derive(Debug, Clone)]
@@ -92,7 +90,7 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
     let step = (all.len() / options.samples.max(1)).max(1);
     let picked: Vec<_> = all.iter().step_by(step).take(options.samples.max(1)).copied().collect();
     let batch = set.batch(&picked, None);
-    let [_, h, w] = set.image_shape;
+    let [_, h, w] = set.layout.image;
     let channels = 3 * set.frames_per_sample;
     let per_image = channels * h * w;
 
@@ -211,10 +209,14 @@ fn write_checked(
     };
     let bytes = finish_graph(traced.as_bytes(), &card)?;
 
-    let mut session = ort_env::session(&bytes).map_err(|e| OffboardError::Model(e.to_string()))?;
+    let mut inference = Inference::from_bytes(&bytes, out, &RuntimeModelConfig::default(), Path::new(""))
+        .map_err(|source| OffboardError::Runtime {
+            context: "ONNX Runtime refused the exported model".into(),
+            source: Box::new(source),
+        })?;
     let mut parity: Vec<OutputParity> = Vec::new();
     for (i, reference) in reference.iter().enumerate() {
-        let ran = run_session(&mut session, samples[i].0, [channels, h, w], samples[i].1)?;
+        let ran = run_inference(&mut inference, samples[i].0, samples[i].1)?;
         for (k, (ort, burn)) in ran.iter().zip(reference).enumerate() {
             let p = compare(OUTPUTS[k], ort, burn, i);
             match parity.get_mut(k) {
@@ -238,34 +240,27 @@ fn write_checked(
         )));
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| OffboardError::run(parent, e.to_string()))?;
+        std::fs::create_dir_all(parent).map_err(OffboardError::io(parent, "creating the folder"))?;
     }
     write_atomic(out, &bytes)?;
     Ok(ExportReport { path: out.to_path_buf(), bytes: bytes.len(), parity, samples: samples.len(), card })
 }
 
-/// Runs an exported model on one sample: `image` [3F, H, W], `speed` m/s.
-/// Returns depth, plan and lead, flat.
-pub fn run_session(
-    session: &mut ort::session::Session,
-    image: &[f32],
-    shape: [usize; 3],
-    speed: f32,
-) -> Result<[Vec<f32>; 3]> {
-    let fail = |e: ort::Error| OffboardError::Model(format!("ONNX Runtime: {e}"));
-    let image =
-        ort::value::Tensor::from_array(([1, shape[0], shape[1], shape[2]], image.to_vec())).map_err(fail)?;
-    let speed = ort::value::Tensor::from_array(([1usize, 1], vec![speed])).map_err(fail)?;
-    let outputs = session.run(ort::inputs!["image" => image, "speed" => speed]).map_err(fail)?;
-    let mut result: [Vec<f32>; 3] = Default::default();
-    for (k, name) in OUTPUTS.iter().enumerate() {
-        let value = outputs
-            .get(*name)
-            .ok_or_else(|| OffboardError::Model(format!("the ONNX model has no output `{name}`")))?;
-        let (_, data) = value.try_extract_tensor::<f32>().map_err(fail)?;
-        result[k] = data.to_vec();
+/// Runs a loaded model on one sample (`image` [3F, H, W], `speed` m/s)
+/// through the runtime's own session code; returns depth, plan and lead, flat.
+pub fn run_inference(inference: &mut Inference, image: &[f32], speed: f32) -> Result<[Vec<f32>; 3]> {
+    let input = inference.image_mut();
+    if input.len() != image.len() {
+        return Err(OffboardError::Model(format!(
+            "a sample of {} values for an image input of {}",
+            image.len(),
+            input.len()
+        )));
     }
-    Ok(result)
+    input.copy_from_slice(image);
+    inference.run(speed, |raw| [raw.depth.to_vec(), raw.plan.to_vec(), raw.lead.to_vec()]).map_err(|source| {
+        OffboardError::Runtime { context: "running the exported model".into(), source: Box::new(source) }
+    })
 }
 
 /// The worst difference between `ort` and `burn` on one output.
@@ -307,7 +302,7 @@ fn finish_graph(bytes: &[u8], card: &ModelCard) -> Result<Vec<u8>> {
         )));
     }
     let mut renames = Vec::new();
-    for (value, name) in graph.input.iter_mut().zip(["image", "speed"]) {
+    for (value, name) in graph.input.iter_mut().zip(INPUTS) {
         renames.push((std::mem::replace(&mut value.name, name.to_owned()), name.to_owned()));
     }
     for (value, name) in graph.output.iter_mut().zip(OUTPUTS) {
@@ -339,7 +334,7 @@ fn finish_graph(bytes: &[u8], card: &ModelCard) -> Result<Vec<u8>> {
 
 /// Reads the model card of an exported file.
 pub fn read_card(path: &Path) -> Result<ModelCard> {
-    let bytes = std::fs::read(path).map_err(|e| OffboardError::run(path, e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(OffboardError::io(path, "reading the model"))?;
     let model = ModelProto::parse_from_bytes(&bytes)
         .map_err(|e| OffboardError::run(path, format!("not an ONNX model: {e}")))?;
     let entry = model.metadata_props.iter().find(|p| p.key == ONNX_METADATA_KEY).ok_or_else(|| {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY};
+use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY, OUTPUTS};
 use ort::ep::ExecutionProviderDispatch;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionOutputs};
 use ort::value::Tensor;
@@ -14,9 +14,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ModelConfig, Provider};
 use crate::{OnboardError, Result, ort_env};
-
-/// Output names of the contract, in order.
-pub const OUTPUTS: [&str; 3] = ["depth", "plan", "lead"];
 
 /// A loaded model, ready to run.
 pub struct Inference {
@@ -57,6 +54,13 @@ impl Inference {
             path: path.to_path_buf(),
             detail: format!("cannot read the model: {e}; give an ONNX file written by `nines export`"),
         })?;
+        Self::from_bytes(&bytes, path, config, base_dir)
+    }
+
+    /// The same from a model in memory (`path` names it in errors): the
+    /// exporter's parity check runs the file it is about to write through
+    /// exactly the session code the robot runs.
+    pub fn from_bytes(bytes: &[u8], path: &Path, config: &ModelConfig, base_dir: &Path) -> Result<Self> {
         let env = ort_env::environment()?;
         let mut builder =
             Session::builder(env).map_err(model_error(path, "creating an ONNX Runtime session"))?;
@@ -91,9 +95,8 @@ impl Inference {
                 }
             }
         }
-        let session = builder
-            .commit_from_memory(&bytes)
-            .map_err(model_error(path, "ONNX Runtime refused the model"))?;
+        let session =
+            builder.commit_from_memory(bytes).map_err(model_error(path, "ONNX Runtime refused the model"))?;
         let card = read_card(&session, path)?;
         let (inputs, outputs) = ModelCard::tensors(&card.contract);
         for (spec, got) in inputs.iter().zip(session.inputs()).chain(outputs.iter().zip(session.outputs())) {
@@ -116,7 +119,7 @@ impl Inference {
             selector = selector.with(&spec.name).preallocate(&spec.name, zeros(spec.shape.clone(), path)?);
         }
         let options = RunOptions::new().map_err(model_error(path, "run options"))?.with_outputs(selector);
-        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let digest = format!("sha256:{:x}", Sha256::digest(bytes));
         let plan_len = card.contract.plan_times_secs.len();
         tracing::info!("model {} on execution provider `{provider}`", path.display());
         Ok(Self { session, options, image, speed, card, provider, digest, plan_len })
@@ -151,12 +154,12 @@ impl Inference {
         let outputs: SessionOutputs<'_> = self
             .session
             .run_with_options(ort::inputs![&self.image, &self.speed], &self.options)
-            .map_err(|e| OnboardError::Runtime(format!("ONNX Runtime run failed: {e}")))?;
+            .map_err(|source| OnboardError::Ort { context: "ONNX Runtime run failed".into(), source })?;
         let get = |i: usize| -> Result<&[f32]> {
             outputs[OUTPUTS[i]]
                 .try_extract_tensor::<f32>()
                 .map(|(_, data)| data)
-                .map_err(|e| OnboardError::Runtime(format!("output `{}`: {e}", OUTPUTS[i])))
+                .map_err(|source| OnboardError::Ort { context: format!("output `{}`", OUTPUTS[i]), source })
         };
         let raw = RawOutputs { depth: get(0)?, plan: get(1)?, lead: get(2)? };
         debug_assert_eq!(raw.plan.len(), self.plan_len * 3);

@@ -9,8 +9,13 @@
 //! the same `step`.
 //!
 //! Lean by design (it is cross-compiled for the robot): no burn, no rerun,
-//! no simulator. OpenCV sources sit behind the default-on `opencv` feature.
+//! no simulator. OpenCV sources, zenoh I/O, release management and the
+//! command line sit behind default-on features (`opencv`, `zenoh`,
+//! `release`, `cli`), so training and the harness embed the runtime without
+//! them. [`replay`] is the one lockstep replay of a drive through the runtime.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod inference;
@@ -18,7 +23,9 @@ pub mod ort_env;
 pub mod pipeline;
 pub mod preprocess;
 pub mod recorder;
+#[cfg(feature = "release")]
 pub mod release;
+pub mod replay;
 pub mod rmw;
 pub mod runtime;
 pub mod safety;
@@ -27,6 +34,14 @@ pub mod source;
 pub mod zenoh_io;
 
 use std::path::PathBuf;
+
+impl OnboardError {
+    /// Maps an I/O error on `path` while doing `what`.
+    pub fn io(path: &std::path::Path, what: &str) -> impl FnOnce(std::io::Error) -> Self + use<> {
+        let (path, what) = (path.to_path_buf(), what.to_owned());
+        move |source| Self::Io { path, what, source }
+    }
+}
 
 /// Result with [`OnboardError`].
 pub type Result<T, E = OnboardError> = std::result::Result<T, E>;
@@ -62,8 +77,43 @@ pub enum OnboardError {
         detail: String,
     },
     /// The zenoh network: a session, a declaration or a message.
-    #[error("zenoh: {0}")]
-    Network(String),
+    #[error("zenoh: {context}: {source}")]
+    Network {
+        /// What was being done (names the key or the config entry).
+        context: String,
+        /// What zenoh (or the config check) said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// ONNX Runtime failed a request on a loaded model.
+    #[error("{context}: {source}")]
+    Ort {
+        /// What was being done.
+        context: String,
+        /// What ONNX Runtime said.
+        #[source]
+        source: ort::Error,
+    },
+    /// A thread of the runtime could not start.
+    #[error("starting the {name} thread: {source}")]
+    Thread {
+        /// The thread's name.
+        name: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system refused a read or write.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A release bundle, key or install root: names the file and the fix.
     #[error("{path}: {detail}")]
     Release {

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
-use ort::session::Session;
 
 use crate::{OnboardError, Result};
 
@@ -118,13 +117,6 @@ pub fn environment() -> Result<&'static Environment> {
     })
     .as_ref()
     .map_err(|e| OnboardError::Runtime(e.clone()))
-}
-
-/// A CPU session over an in-memory model (the exporter's parity check).
-pub fn session(model: &[u8]) -> Result<Session> {
-    let env = environment()?;
-    let fail = |e: ort::Error| OnboardError::Runtime(format!("ONNX Runtime refused the model: {e}"));
-    Session::builder(env).map_err(fail)?.commit_from_memory(model).map_err(fail)
 }
 
 #[cfg(test)]

@@ -2,6 +2,14 @@
 //! and the harness's lockstep closed loop both call. Everything it needs is
 //! allocated in [`Pipeline::new`]; a step allocates nothing (a test proves
 //! it with a counting allocator).
+//!
+//! Time is a dependency. Robot time comes in with each step (`now_ns`, the
+//! source's clock). The inference deadline is judged on the measured wall
+//! time only when the pipeline runs in real time; in lockstep it is judged
+//! on the configured latency (`[safety] lockstep_latency_ms`), so a replay
+//! or an eval decides the same on a loaded machine as on an idle one. The
+//! measured time is always reported (`StepOutput::busy_s`), never decisive
+//! in lockstep.
 
 use std::path::Path;
 use std::time::Instant;
@@ -17,6 +25,7 @@ use crate::controller::{Controller, MAX_PLAN, Prediction};
 use crate::inference::Inference;
 use crate::preprocess::{FrameRef, Preprocessor};
 use crate::safety::{Fault, Mode, SafetyMonitor, Violation};
+use crate::source::Pacing;
 use crate::{OnboardError, Result};
 
 /// What one step is given.
@@ -45,7 +54,8 @@ pub struct StepOutput {
     pub violation: Option<Violation>,
     /// Whether this step's violation stopped the vehicle (an event).
     pub stopped: bool,
-    /// Preprocess plus inference, s (0 without a frame).
+    /// Preprocess plus inference as measured on the wall clock, s (0
+    /// without a frame). Performance only in lockstep.
     pub busy_s: f64,
     /// Good frames in a row after the step.
     pub good_frames: u32,
@@ -64,15 +74,20 @@ pub struct Pipeline {
     last_step_ns: Option<u64>,
     period_s: f64,
     stop_decel: f64,
+    /// `Some(latency)` in lockstep: the latency the deadline check assumes, s.
+    lockstep_latency_s: Option<f64>,
 }
 
 impl Pipeline {
-    /// Loads the model and checks that its contract fits the camera and the config.
+    /// Loads the model and checks that its contract fits the camera and the
+    /// config. `pacing` says whose clock decides: in lockstep the deadline
+    /// check assumes `[safety] lockstep_latency_ms` instead of measuring.
     pub fn new(
         config: &Config,
         model: &Path,
         camera: &CameraModel,
         base_link_from_camera: &Iso3,
+        pacing: Pacing,
     ) -> Result<Self> {
         let inference = Inference::load(model, &config.model, &config.base_dir)?;
         let contract = inference.card().contract.clone();
@@ -89,6 +104,10 @@ impl Pipeline {
             last_step_ns: None,
             period_s: config.control_period_s(),
             stop_decel: config.safety.stop_decel_mps2,
+            lockstep_latency_s: match pacing {
+                Pacing::Lockstep => Some(config.safety.lockstep_latency_s()),
+                Pacing::Realtime => None,
+            },
         })
     }
 
@@ -183,7 +202,8 @@ impl Pipeline {
             return self.safety.check_failed_frame(Fault::Inference, frame.stamp_ns);
         }
         *prediction = Some(p);
-        let v = self.safety.check_frame(&p, *busy_s, quality.complete, speed_mps);
+        let latency_s = self.lockstep_latency_s.unwrap_or(*busy_s);
+        let v = self.safety.check_frame(&p, latency_s, quality.complete, speed_mps);
         if v.is_none() {
             self.latest = Some(p);
         }
@@ -259,11 +279,7 @@ fn check_fit(
             outside * 100 / total
         ));
     }
-    let frames_per_spacing = contract.input.frame_spacing_secs * fps;
-    if contract.input.frames > 1
-        && (frames_per_spacing - frames_per_spacing.round()).abs() / fps
-            > contract.input.frame_spacing_secs / 4.0
-    {
+    if !contract.input.camera_supplies_history(fps) {
         return Err(format!(
             "the model stacks frames {:.0} ms apart but a {fps} Hz camera cannot supply them; set camera.fps to a multiple of {:.1} Hz",
             contract.input.frame_spacing_secs * 1e3,

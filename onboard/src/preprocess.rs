@@ -10,7 +10,7 @@
 //! queues allocate.
 
 use nines_datasets::calib::CameraModel;
-use nines_datasets::contract::ModelContract;
+use nines_datasets::contract::{History, InputSpec, ModelContract};
 use nines_datasets::geometry::Iso3;
 use nines_kernels::{Normalisation, WarpMap, WarpSpec};
 
@@ -28,24 +28,15 @@ pub struct FrameRef<'a> {
     pub height: u32,
 }
 
-/// Why a stack could not be built as the model was trained.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StackQuality {
-    /// Largest distance between a wanted history time and the frame used, s.
-    pub worst_gap_s: f64,
-    /// Whether every history frame was within the training tolerance.
-    pub complete: bool,
-}
-
 /// Warps frames into a ring and stacks them into the input tensor.
 #[derive(Debug)]
 pub struct Preprocessor {
     map: WarpMap,
-    frames: usize,
-    spacing_ns: f64,
-    tolerance_ns: f64,
+    input: InputSpec,
     ring: Vec<f32>,
     stamps: Vec<Option<u64>>,
+    /// The ring slots of the last stack, newest first (allocated once).
+    picked: Vec<usize>,
     next: usize,
     plane: usize,
 }
@@ -64,11 +55,10 @@ impl Preprocessor {
         let plane = spec.output_len();
         Self {
             map: WarpMap::new(&spec, real.width, real.height),
-            frames,
-            spacing_ns: spacing_s * 1e9,
-            tolerance_ns: (spacing_s * 1e9 / 4.0).max(20e6),
+            input: contract.input.clone(),
             ring: vec![0.0; slots * plane],
             stamps: vec![None; slots],
+            picked: vec![0; frames],
             next: 0,
             plane,
         }
@@ -94,29 +84,23 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Writes the stack for the newest frame into `input` ([3F, H, W]).
-    pub fn stack(&self, input: &mut [f32]) -> StackQuality {
+    /// Writes the stack for the newest frame into `input` ([3F, H, W]), the
+    /// frames chosen by the contract's history rule ([`InputSpec::history`]),
+    /// the same rule training stacked with.
+    pub fn stack(&mut self, input: &mut [f32]) -> History {
         let newest = (self.next + self.stamps.len() - 1) % self.stamps.len();
         let Some(now) = self.stamps[newest] else {
-            return StackQuality { worst_gap_s: f64::INFINITY, complete: false };
+            return History { worst_gap_secs: f64::INFINITY, complete: false };
         };
-        let mut worst = 0.0f64;
-        for k in 0..self.frames {
-            let want = now as f64 - k as f64 * self.spacing_ns;
-            let mut best = (f64::INFINITY, newest);
-            for (slot, stamp) in self.stamps.iter().enumerate() {
-                if let Some(s) = stamp {
-                    let gap = (*s as f64 - want).abs();
-                    if gap < best.0 {
-                        best = (gap, slot);
-                    }
-                }
+        let candidates = self.stamps.iter().map(|s| s.map(|ns| ns as i64));
+        let history = self.input.history(now as i64, &candidates, &mut self.picked);
+        if history.worst_gap_secs.is_finite() {
+            for (k, &slot) in self.picked.iter().enumerate() {
+                input[k * self.plane..(k + 1) * self.plane]
+                    .copy_from_slice(&self.ring[slot * self.plane..(slot + 1) * self.plane]);
             }
-            worst = worst.max(best.0);
-            input[k * self.plane..(k + 1) * self.plane]
-                .copy_from_slice(&self.ring[best.1 * self.plane..(best.1 + 1) * self.plane]);
         }
-        StackQuality { worst_gap_s: worst / 1e9, complete: worst <= self.tolerance_ns }
+        history
     }
 }
 
@@ -165,7 +149,7 @@ mod tests {
             p.push(i * 50_000_000, &rgb, 64, 32).expect("push");
         }
         let q = p.stack(&mut input);
-        assert!(q.complete && q.worst_gap_s < 1e-9, "{q:?}");
+        assert!(q.complete && q.worst_gap_secs < 1e-9, "{q:?}");
         // Newest (index 5) first, then the frame 100 ms earlier (index 3).
         let level = |i: u64| (i * 40) as f32 / 255.0;
         let (mean, std) = (contract.input.mean[0], contract.input.std[0]);

@@ -118,10 +118,10 @@ pub fn run(
         let mount = config.camera.mounting.ok_or_else(|| no_calibration(config, source.name()))?;
         (cal.camera_model(&config.base_dir.join("[camera.calibration]"))?, mount.base_link_from_optical())
     };
-    let mut pipeline = Pipeline::new(config, model, &camera, &mount)?;
+    let pacing = if source.live() { Pacing::Realtime } else { options.pacing };
+    let mut pipeline = Pipeline::new(config, model, &camera, &mount, pacing)?;
     let provider = pipeline.inference().provider().to_owned();
     let digest = pipeline.inference().digest().to_owned();
-    let pacing = if source.live() { Pacing::Realtime } else { options.pacing };
     tracing::info!(
         "source {} ({}), provider {provider}",
         source.name(),
@@ -150,7 +150,7 @@ pub fn run(
         .spawn(move || {
             publish(&pub_rx, &mut sink, recorder, &digest, &provider_name, diagnostics_period_ns, &times)
         })
-        .map_err(|e| OnboardError::Runtime(format!("starting the publisher thread: {e}")))?;
+        .map_err(|source| OnboardError::Thread { name: "publisher", source })?;
 
     let period_ns = (config.control_period_s() * 1e9) as u64;
     let slot = Arc::new(Slot::default());
@@ -162,7 +162,7 @@ pub fn run(
         std::thread::Builder::new()
             .name("nines-capture".into())
             .spawn(move || capture(source.as_mut(), pacing, item_tx, &slot, &records, &controls))
-            .map_err(|e| OnboardError::Runtime(format!("starting the capture thread: {e}")))?
+            .map_err(|source| OnboardError::Thread { name: "capture", source })?
     };
     let control = std::thread::Builder::new().name("nines-control".into()).spawn(move || {
         match pacing {
@@ -173,7 +173,7 @@ pub fn run(
         }
         drop(item_rx);
     });
-    let control = control.map_err(|e| OnboardError::Runtime(format!("starting the control thread: {e}")))?;
+    let control = control.map_err(|source| OnboardError::Thread { name: "control", source })?;
     let joined = |name: &str| OnboardError::Runtime(format!("the {name} thread panicked"));
     control.join().map_err(|_| joined("control"))?;
     let captured = capture.join().map_err(|_| joined("capture"))?;
@@ -363,6 +363,9 @@ fn control_realtime(
                 });
                 send(tx, out, Some(frame.captured));
             }
+            // A recorded source's clock starts at its first frame: no tick
+            // before it, so every command is stamped on one clock.
+            None if origin.is_none() && !live => {}
             None => {
                 send(
                     tx,

@@ -76,8 +76,8 @@ pub fn gid_of(key: &str) -> [u8; 16] {
     gid
 }
 
-fn net_error(what: &str, e: impl std::fmt::Display) -> OnboardError {
-    OnboardError::Network(format!("{what}: {e}"))
+fn net_error(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> OnboardError {
+    OnboardError::Network { context: what.to_owned(), source: e.into() }
 }
 
 /// The zenoh configuration for `net` (paths relative to `base_dir`).

@@ -14,7 +14,7 @@ use nines_datasets::msg::{CameraInfo, CompressedImage, PointCloud2, RosMessage, 
 use nines_datasets::topics;
 use nines_kernels::Kernels;
 use nines_offboard::distill::{DistillOptions, LabelMode, distill_drive};
-use nines_offboard::labels::{LabelIndex, read_shard};
+use nines_offboard::labels::{DriveShard, LabelIndex, ShardLayout};
 use nines_sim::family;
 use nines_sim::record::{RecordOptions, record_expert};
 use nines_tests::workspace_root;
@@ -42,7 +42,7 @@ fn assert_boxes_agree(dir: &Path, rig: &str) {
     let options = DistillOptions { mode: LabelMode::Native, ..DistillOptions::default() };
     let labels = distill_drive(&drive, &Kernels::cpu(), &options, &|| {}).unwrap();
     assert_eq!(labels.frames, 1, "{rig}");
-    let [h, w] = labels.depth_shape;
+    let [h, w] = labels.layout.depth;
     let boxes = car_boxes(&std::fs::read_to_string(dir.join("label_2.txt")).unwrap());
     assert_eq!(boxes.len(), 6, "{rig}");
     for (b, z) in boxes {
@@ -152,7 +152,7 @@ fn a_kitti_frame_distils_in_the_virtual_camera_too() {
     let drive = dir.path().join("frame.mcap");
     import_kitti_object(&kitti_dir(), &drive, 1_000_000_000).unwrap();
     let labels = distill_drive(&drive, &Kernels::cpu(), &DistillOptions::default(), &|| {}).unwrap();
-    assert_eq!((labels.frames, labels.image_shape, labels.depth_shape), (1, [3, 128, 256], [32, 64]));
+    assert_eq!((labels.frames, labels.layout.image, labels.layout.depth), (1, [3, 128, 256], [32, 64]));
     let known = labels.depth.iter().filter(|d| **d > 0.0).count();
     assert!(known > 150, "{known} of 2048 label pixels have depth");
     assert!(labels.depth.iter().all(|d| *d == 0.0 || (0.5..130.0).contains(d)));
@@ -263,9 +263,12 @@ fn bad_drives_are_named_and_the_rest_of_the_batch_finishes() {
 
     let index = LabelIndex::load(&out).unwrap().unwrap();
     assert_eq!(index.shards.len(), 1, "the good drive finished");
-    let shard = read_shard(&out.join(&index.shards[0].shard)).unwrap();
-    assert_eq!((shard.frames, shard.depth_shape), (1, [32, 64]));
-    assert_eq!(shard.metadata["nines.contract_digest"], index.contract_digest);
+    // The reader training uses takes the shard: its contract digest and every tensor's shape match.
+    let entry = &index.shards[0];
+    let layout = ShardLayout::of_contract(&index.contract);
+    let shard = DriveShard::open(&out.join(&entry.shard), entry, &index.contract_digest, layout).unwrap();
+    assert_eq!((shard.frames, shard.layout.depth), (1, [32, 64]));
+    assert!(DriveShard::open(&out.join(&entry.shard), entry, "0123456789abcdef", layout).is_err());
     let why = |name: &str| index.failed.iter().find(|f| f.drive.ends_with(name)).unwrap().error.clone();
     let e = why("no_lidar.mcap");
     assert!(e.contains("no_lidar.mcap") && e.contains("no lidar"), "{e}");

@@ -61,6 +61,16 @@ struct Collected {
 }
 
 fn run_with(config: &Config, source: &str, model: &Path, record: Option<PathBuf>) -> (RunReport, Collected) {
+    run_paced(config, source, model, record, Pacing::Lockstep)
+}
+
+fn run_paced(
+    config: &Config,
+    source: &str,
+    model: &Path,
+    record: Option<PathBuf>,
+    pacing: Pacing,
+) -> (RunReport, Collected) {
     let collected = Arc::new(Mutex::new(Collected::default()));
     let sink_collected = Arc::clone(&collected);
     let sink: runtime::Sink = Box::new(move |m| {
@@ -73,7 +83,7 @@ fn run_with(config: &Config, source: &str, model: &Path, record: Option<PathBuf>
         }
     });
     let source = source::open(source, &config.camera.topic, config.camera.fps).unwrap();
-    let options = RunOptions { pacing: Pacing::Lockstep, record };
+    let options = RunOptions { pacing, record };
     let report = runtime::run(config, source, model, &options, Arc::new(Controls::default()), sink).unwrap();
     let collected = std::mem::take(&mut *collected.lock().unwrap());
     (report, collected)
@@ -379,7 +389,8 @@ fn an_inference_overrun_stops_in_the_same_control_period() {
     let mut config = config();
     // Fast frames take a few ms here; the slow branch (a 2400^3 product, 28 GFLOP) about 0.2 s.
     config.safety.inference_deadline_ms = 60.0;
-    let (report, c) = run_with(&config, f.drive.to_str().unwrap(), &model, None);
+    // In real time (the robot's clock) the measured time decides.
+    let (_, c) = run_paced(&config, f.drive.to_str().unwrap(), &model, None, Pacing::Realtime);
     let event =
         c.events.iter().find(|e| e.category == "inference_deadline").expect("an inference_deadline stop");
     let t = event.header.stamp.as_nanos();
@@ -387,7 +398,18 @@ fn an_inference_overrun_stops_in_the_same_control_period() {
     assert!(event.value > 0.06, "the measured time is in the event: {}", event.value);
     assert_eq!(first_stop_after(&c, t).header.stamp.as_nanos(), t);
     assert!(c.diagnostics.iter().any(|d| d.status.iter().any(|s| s.message.contains("inference_deadline"))));
+
+    // In lockstep the wall clock never decides: the same slow model runs
+    // every frame without a stop, and its slow frames are measured.
+    let (report, c) = run_with(&config, f.drive.to_str().unwrap(), &model, None);
+    assert!(c.events.iter().all(|e| e.category != "inference_deadline"), "{:?}", c.events);
     assert_eq!(report.frames, frame_stamps().len() as u64, "slow frames still run and are counted");
+    assert!(report.busy_s.iter().any(|&s| s > 0.06), "the slow branch's time is still measured");
+    assert!(!c.commands.iter().all(is_stop), "the model engaged and drove");
+    // A configured latency beyond the deadline trips it on every frame: the runtime never engages.
+    config.safety.lockstep_latency_ms = Some(61.0);
+    let (_, c) = run_with(&config, f.drive.to_str().unwrap(), &model, None);
+    assert!(c.commands.iter().all(is_stop), "engaged although every frame is over the deadline");
 }
 
 #[test]

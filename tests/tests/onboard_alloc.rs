@@ -19,7 +19,7 @@ use nines_datasets::topics;
 use nines_onboard::config::Config;
 use nines_onboard::pipeline::{Pipeline, StepInput};
 use nines_onboard::preprocess::FrameRef;
-use nines_onboard::source::Source;
+use nines_onboard::source::{Pacing, Source};
 use nines_sim::family;
 use nines_sim::record::{RecordOptions, record_expert};
 
@@ -80,7 +80,7 @@ fn the_steady_state_step_allocates_nothing() {
             .unwrap();
     let source = nines_onboard::source::drive::DriveSource::open(&drive, topics::CAMERA_COMPRESSED).unwrap();
     let (camera, mount) = source.calibration().unwrap();
-    let mut pipeline = Pipeline::new(&config, &model, &camera, &mount).unwrap();
+    let mut pipeline = Pipeline::new(&config, &model, &camera, &mount, Pacing::Lockstep).unwrap();
     // Frames decoded up front: decoding belongs to the capture thread.
     let reader = DriveReader::open(&drive).unwrap();
     let frames: Vec<(u64, image::RgbImage)> = reader

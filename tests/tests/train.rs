@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use clap::Parser;
 use nines_datasets::contract::ModelContract;
 use nines_offboard::OffboardError;
-use nines_offboard::export::{ExportOptions, export, read_card, run_session};
+use nines_offboard::export::{ExportOptions, export, read_card, run_inference};
 use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
 use nines_tests::{run_peer, shared_fixture_dir};
 
@@ -143,8 +143,9 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
     assert_eq!(peer["shapes"]["lead"], serde_json::json!([1, 3]));
     assert_eq!(peer["inputs"]["image"], serde_json::json!([1, 6, h, w]));
     assert!(peer["metadata"]["nines.contract"].as_str().unwrap().contains("\"plan_times_secs\""));
-    let mut session = nines_onboard::ort_env::session(&std::fs::read(&onnx).unwrap()).unwrap();
-    let ours = run_session(&mut session, &image, [6, h, w], 7.5).unwrap();
+    let config = nines_onboard::config::ModelConfig::default();
+    let mut inference = nines_onboard::inference::Inference::load(&onnx, &config, dir.path()).unwrap();
+    let ours = run_inference(&mut inference, &image, 7.5).unwrap();
     for (name, values) in ["depth", "plan", "lead"].iter().zip(&ours) {
         let theirs: Vec<f32> =
             peer["outputs"][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();

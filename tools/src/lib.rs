@@ -3,7 +3,6 @@
 //! crate may depend on every other nines crate, none may depend on it.
 
 mod commands;
-pub mod harness;
 pub mod replay;
 
 use clap::{Parser, Subcommand};

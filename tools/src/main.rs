@@ -17,8 +17,24 @@ fn main() -> ExitCode {
     match nines_tools::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. Library errors keep their cause
+/// as a source *and* usually say it in their own message (so a log line or
+/// an index entry made from one error alone is complete); a cause is added
+/// only when the text so far does not already say it.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

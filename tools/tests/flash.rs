@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use nines_datasets::contract::ModelContract;
-use nines_onboard::release::install::{self, InstallReport, Layout, Outcome};
+use nines_onboard::release::install::{self, InstallReport, Outcome};
+use nines_onboard::release::layout::Layout;
 use nines_onboard::release::status;
 use sha2::{Digest, Sha256};
 
@@ -443,19 +444,22 @@ fn the_runtime_tells_systemd_it_is_ready_and_pings_the_watchdog() {
     socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vehicle-sim.toml");
     // Read as systemd does, while the runtime runs: an unread socket fills and blocks the sender.
-    let reader = std::thread::spawn(move || {
-        let mut messages = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = socket.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let done = message.contains("STOPPING=1");
-            messages.push(message);
-            if done {
-                break;
+    let reader = std::thread::Builder::new()
+        .name("notify-reader".into())
+        .spawn(move || {
+            let mut messages = Vec::new();
+            let mut buf = [0u8; 512];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = message.contains("STOPPING=1");
+                messages.push(message);
+                if done {
+                    break;
+                }
             }
-        }
-        messages
-    });
+            messages
+        })
+        .unwrap();
     // systemd names the service's PID in WATCHDOG_PID: `exec` keeps the shell's.
     let out = Command::new("sh")
         .arg("-c")

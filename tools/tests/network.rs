@@ -100,17 +100,20 @@ fn a_python_zenoh_peer_reads_our_commands_on_the_rmw_zenoh_key() {
     let received = Arc::new(AtomicUsize::new(0));
     let reader = {
         let received = Arc::clone(&received);
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            for line in lines.map_while(Result::ok) {
-                let json: serde_json::Value = serde_json::from_str(&line).unwrap();
-                if json.get("key").is_some() {
-                    received.fetch_add(1, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("peer-reader".into())
+            .spawn(move || {
+                let mut out = Vec::new();
+                for line in lines.map_while(Result::ok) {
+                    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    if json.get("key").is_some() {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    out.push(json);
                 }
-                out.push(json);
-            }
-            out
-        })
+                out
+            })
+            .unwrap()
     };
     let message = |seq: i64| AckermannDriveStamped {
         header: Header::new(1_700_000_000_000_000_000 + seq as u64 * 50_000_000, "base_link"),
@@ -264,6 +267,19 @@ fn nines_net_lists_the_ros_graph_and_echoes_a_topic() {
 }
 
 /// The runtime in process, on zenoh, until its source ends.
+/// The runtime in real time on its own thread, as a zenoh client of `port`.
+fn spawn_realtime_runtime(
+    port: u16,
+    model: &Path,
+    seen: Sink,
+) -> std::thread::JoinHandle<runtime::RunReport> {
+    let model = model.to_path_buf();
+    std::thread::Builder::new()
+        .name("nines-runtime".into())
+        .spawn(move || run_runtime(&client(port), &model, Pacing::Realtime, seen))
+        .unwrap()
+}
+
 fn run_runtime(net: &NetworkConfig, model: &Path, pacing: Pacing, seen: Sink) -> runtime::RunReport {
     let config = vehicle_config(net.clone());
     let node = Node::open(net, &config.base_dir).unwrap();
@@ -366,10 +382,7 @@ fn killing_the_simulator_stops_the_runtime_within_one_control_period() {
         }
         _ => {}
     });
-    let runtime = std::thread::spawn({
-        let model = model.clone();
-        move || run_runtime(&client(port), &model, Pacing::Realtime, seen)
-    });
+    let runtime = spawn_realtime_runtime(port, &model, seen);
     let deadline = Instant::now() + Duration::from_mins(1);
     while engaged.lock().unwrap().is_none_or(|t| t.elapsed() < Duration::from_secs(2)) {
         assert!(Instant::now() < deadline, "the runtime never engaged");
@@ -446,10 +459,7 @@ fn a_request_on_the_network_re_engages_the_runtime_after_a_controlled_stop() {
             _ => {}
         }
     });
-    let runtime = std::thread::spawn({
-        let model = model.clone();
-        move || run_runtime(&client(port), &model, Pacing::Realtime, seen)
-    });
+    let runtime = spawn_realtime_runtime(port, &model, seen);
     let last_mode = || log.lock().unwrap().iter().rev().find(|e| e.starts_with("mode ")).cloned();
     let mut send_frames = |n: usize| {
         for _ in 0..n {

@@ -29,6 +29,7 @@ use self::lead::{Lead, LeadOptions, Path2, find_lead};
 use self::quality::{QualitySums, score_depth, true_lead_distance, truth_in_label_camera};
 use self::source::{DriveSetup, Frame, POSE_MAX_GAP_NANOS, Sweep};
 use crate::error::Result;
+use crate::labels::ShardLayout;
 
 /// A sweep is a frame's own if its middle is this close to the frame (ns).
 const CURRENT_SWEEP_NANOS: u64 = 150_000_000;
@@ -78,16 +79,12 @@ pub struct DriveLabels {
     pub frames: usize,
     /// Camera frames skipped for want of an ego pose.
     pub skipped_frames: usize,
-    /// Image (channels, rows, columns) of each frame.
-    pub image_shape: [usize; 3],
+    /// The shapes of each frame's tensors (the shard's layout).
+    pub layout: ShardLayout,
     /// u8 images, planar RGB.
     pub image: Vec<u8>,
-    /// Depth (rows, columns).
-    pub depth_shape: [usize; 2],
     /// Camera z, m, 0 = unknown.
     pub depth: Vec<f32>,
-    /// Plan times.
-    pub plan_steps: usize,
     /// x, y, v per plan time.
     pub plan: Vec<f32>,
     /// 1 where the plan entry is known.
@@ -228,9 +225,11 @@ impl<'a> Distiller<'a> {
             }
         };
         let out = DriveLabels {
-            image_shape,
-            depth_shape: [camera.lens.height as usize, camera.lens.width as usize],
-            plan_steps: contract.plan_times_secs.len(),
+            layout: ShardLayout {
+                image: image_shape,
+                depth: [camera.lens.height as usize, camera.lens.width as usize],
+                plan_steps: contract.plan_times_secs.len(),
+            },
             ..DriveLabels::default()
         };
         Self {
@@ -293,7 +292,7 @@ impl<'a> Distiller<'a> {
             None => self
                 .out
                 .depth
-                .extend(std::iter::repeat_n(0.0, self.out.depth_shape[0] * self.out.depth_shape[1])),
+                .extend(std::iter::repeat_n(0.0, self.out.layout.depth[0] * self.out.layout.depth[1])),
         }
         self.push_lead(lead, &map_from_base, stamp);
         self.push_plan(stamp);
@@ -307,7 +306,7 @@ impl<'a> Distiller<'a> {
     }
 
     fn push_image(&mut self, rgb: &image::RgbImage) -> Result<()> {
-        let [_, h, w] = self.out.image_shape;
+        let [_, h, w] = self.out.layout.image;
         if let Some(spec) = &self.warp {
             let src = RgbView { width: rgb.width(), height: rgb.height(), data: rgb.as_raw() };
             let mut planes = vec![0.0f32; spec.output_len()];

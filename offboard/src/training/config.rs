@@ -81,7 +81,8 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a TOML config, naming the file and the key on error.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| OffboardError::run(path, e.to_string()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(OffboardError::io(path, "reading the training config"))?;
         let config: Self = toml::from_str(&text).map_err(|e| {
             OffboardError::run(
                 path,

@@ -59,10 +59,10 @@ pub(crate) struct BatchTensors {
 impl BatchTensors {
     pub(crate) fn new(batch: &Batch, set: &LabelSet, device: &Device) -> Self {
         let n = batch.size;
-        let [_, h, w] = set.image_shape;
-        let [dh, dw] = set.depth_shape;
+        let [_, h, w] = set.layout.image;
+        let [dh, dw] = set.layout.depth;
         let f = set.frames_per_sample;
-        let t = set.plan_steps;
+        let t = set.layout.plan_steps;
         let tensor4 =
             |data: Vec<f32>, shape: [usize; 4]| Tensor::<4>::from_data(TensorData::new(data, shape), device);
         let tensor1 = |data: Vec<f32>| Tensor::<1>::from_data(TensorData::new(data, [n]), device);

@@ -261,7 +261,7 @@ pub fn evaluate(
         let depth = to_vec(raw.log_depth.exp())?;
         let plan = to_vec(raw.plan)?;
         let lead = to_vec(raw.lead)?;
-        score(&mut acc, &batch, &depth, &plan, &lead, set.plan_steps, true);
+        score(&mut acc, &batch, &depth, &plan, &lead, set.layout.plan_steps, true);
     }
     Ok((sum.scaled(1.0 / weight.max(1) as f64), acc.finish()))
 }

@@ -138,7 +138,7 @@ impl RunFolder {
             labels: std::path::absolute(labels).unwrap_or_else(|_| labels.to_path_buf()),
             training_data_digest: training_data_digest(set, &split),
         };
-        std::fs::create_dir_all(out).map_err(|e| OffboardError::run(out, e.to_string()))?;
+        std::fs::create_dir_all(out).map_err(OffboardError::io(out, "creating the run folder"))?;
         write_atomic(&out.join("contract.json"), to_json(&contract)?.as_bytes())?;
         write_atomic(&out.join("model.json"), to_json(&model)?.as_bytes())?;
         write_atomic(&out.join("split.json"), to_json(&split)?.as_bytes())?;
@@ -193,7 +193,7 @@ impl RunFolder {
                 .flat_map(|&v| times.iter().flat_map(move |&t| [v * t as f32, 0.0, v]))
                 .collect();
             let lead = vec![0.0; 3 * batch.size];
-            score(&mut acc, &batch, &depth, &plan, &lead, set.plan_steps, false);
+            score(&mut acc, &batch, &depth, &plan, &lead, set.layout.plan_steps, false);
         }
         let baselines = Baselines { metrics: acc.finish(), mean_depth_m };
         write_atomic(&path, to_json(&baselines)?.as_bytes())?;
@@ -216,12 +216,12 @@ impl RunFolder {
         let tmp = self.dir.join(format!("{name}.tmp"));
         let io = |path: &Path, e: &dyn std::fmt::Display| OffboardError::run(path, e.to_string());
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, &e))?;
+        std::fs::create_dir_all(&tmp).map_err(OffboardError::io(&tmp, "creating the checkpoint"))?;
         let weights = model.valid().into_record();
         weights.clone().save(tmp.join("model.bpk")).map_err(|e| io(&tmp, &e))?;
         optim.save(tmp.join("optimizer.bpk")).map_err(|e| io(&tmp, &e))?;
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, &e))?;
+        std::fs::rename(&tmp, &dir).map_err(OffboardError::io(&dir, "naming the checkpoint"))?;
 
         let mut lines = String::new();
         for r in records {
@@ -288,8 +288,8 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// crash leaves the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| OffboardError::run(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| OffboardError::run(path, e.to_string()))
+    std::fs::write(&tmp, bytes).map_err(OffboardError::io(&tmp, "writing"))?;
+    std::fs::rename(&tmp, path).map_err(OffboardError::io(path, "replacing"))
 }
 
 /// A trained run, loaded for export.

@@ -98,6 +98,20 @@ pub struct ModelConfig {
     pub onnxruntime: Option<PathBuf>,
 }
 
+impl Default for ModelConfig {
+    /// The `[model]` of a config that has none: no path, the default
+    /// providers, no fallback, ONNX Runtime's own thread count.
+    fn default() -> Self {
+        Self {
+            path: None,
+            providers: default_providers(),
+            allow_fallback: false,
+            threads: 0,
+            onnxruntime: None,
+        }
+    }
+}
+
 /// One execution provider and its options.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -192,6 +206,13 @@ pub struct SafetyConfig {
     /// Preprocess plus inference longer than this is a violation, ms.
     #[serde(default = "default_deadline")]
     pub inference_deadline_ms: f64,
+    /// The inference latency lockstep runs (replays, evals, `--lockstep`)
+    /// assume instead of reading the wall clock, ms; the deadline check
+    /// trips only when it is strictly greater than `inference_deadline_ms`.
+    /// Unset: equal to the deadline (never trips). The measured time is
+    /// still reported; it just never decides a lockstep run.
+    #[serde(default)]
+    pub lockstep_latency_ms: Option<f64>,
     /// Largest plausible plan coordinate, m.
     #[serde(default = "default_plan_range")]
     pub max_plan_range_m: f64,
@@ -208,6 +229,14 @@ pub struct SafetyConfig {
     /// Request engagement at start-up (a re-engage after a stop always needs a new request).
     #[serde(default = "default_true")]
     pub engage_on_start: bool,
+}
+
+impl SafetyConfig {
+    /// The latency a lockstep run assumes for the deadline check, s.
+    #[must_use]
+    pub fn lockstep_latency_s(&self) -> f64 {
+        self.lockstep_latency_ms.unwrap_or(self.inference_deadline_ms) / 1e3
+    }
 }
 
 /// `[recording]`.
@@ -342,6 +371,7 @@ impl Default for SafetyConfig {
         Self {
             max_frame_age_ms: default_frame_age(),
             inference_deadline_ms: default_deadline(),
+            lockstep_latency_ms: None,
             max_plan_range_m: default_plan_range(),
             max_plan_jump_m: default_plan_jump(),
             stop_decel_mps2: default_stop_decel(),
@@ -362,7 +392,26 @@ impl Default for RecordingConfig {
     }
 }
 
+/// The simulator's car (`configs/vehicle-sim.toml`), built in so replays,
+/// evals and benchmarks run from any folder without a config of their own.
+pub const BUILT_IN_SIM: &str = include_str!("../../../configs/vehicle-sim.toml");
+
 impl Config {
+    /// The config a runtime runs with: `path`, or the built-in simulator car
+    /// when `None`; the ONNX Runtime library it names (`model.onnxruntime`),
+    /// if any, is registered before any model loads. The robot's binary,
+    /// replays, evals and benchmarks all load their config through this.
+    pub fn load_for_runtime(path: Option<&Path>) -> Result<Self> {
+        let config = match path {
+            Some(path) => Self::load(path)?,
+            None => Self::parse(BUILT_IN_SIM, Path::new("configs/vehicle-sim.toml (built in)"))?,
+        };
+        if let Some(lib) = &config.model.onnxruntime {
+            crate::ort_env::use_library(&config.resolve(lib));
+        }
+        Ok(config)
+    }
+
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| OnboardError::Config {
@@ -406,6 +455,7 @@ impl Config {
             ("safety.max_plan_range_m", self.safety.max_plan_range_m),
             ("safety.max_plan_jump_m", self.safety.max_plan_jump_m),
             ("safety.stop_decel_mps2", self.safety.stop_decel_mps2),
+            ("safety.lockstep_latency_ms", self.safety.lockstep_latency_s() * 1e3),
         ];
         for (key, value) in positive {
             if !(value.is_finite() && value > 0.0) {

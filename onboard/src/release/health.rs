@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bundle::Manifest;
-use super::install::{Layout, write_atomic};
+use super::layout::{Layout, write_atomic};
 
 /// How a new release proves it is healthy.
 #[derive(Debug, Clone)]

@@ -3,14 +3,7 @@
 //! running release, switched to with one atomic rename of the `current`
 //! symlink, health-checked, and rolled back when unhealthy.
 //!
-//! Layout under the root (`/opt/nines` on a robot):
-//!
-//! ```text
-//! keys/fleet.pub          the fleet key this target trusts (provisioned once)
-//! releases/<id>/          one folder per release, complete before it is named
-//! current -> releases/<id>
-//! install.log             one JSON line per install step that matters
-//! ```
+//! The root's layout (`/opt/nines` on a robot) is in [`super::layout`].
 //!
 //! Power may fail or the process be killed at any point: a release folder
 //! gets its name only once every file is written and synced, and `current`
@@ -25,54 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::bundle::{self, MANIFEST, Manifest, Verified};
 use super::health::{Health, check_health, systemctl};
 use super::keys;
+use super::layout::{Layout, install_error, io_error, release_ids, sync_dir, write_atomic};
 use super::status::intact;
-use crate::{OnboardError, Result};
-
-/// The root's subfolders and links.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The install root, e.g. /opt/nines.
-    pub root: PathBuf,
-}
-
-impl Layout {
-    /// The layout under `root`.
-    #[must_use]
-    pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
-    }
-    /// The fleet key the target trusts.
-    #[must_use]
-    pub fn key(&self) -> PathBuf {
-        self.root.join("keys/fleet.pub")
-    }
-    /// The releases.
-    #[must_use]
-    pub fn releases(&self) -> PathBuf {
-        self.root.join("releases")
-    }
-    /// One release.
-    #[must_use]
-    pub fn release(&self, id: &str) -> PathBuf {
-        self.releases().join(id)
-    }
-    /// The `current` symlink.
-    #[must_use]
-    pub fn current(&self) -> PathBuf {
-        self.root.join("current")
-    }
-    /// The install journal.
-    #[must_use]
-    pub fn journal(&self) -> PathBuf {
-        self.root.join("install.log")
-    }
-    /// The release `current` names, if any.
-    #[must_use]
-    pub fn current_id(&self) -> Option<String> {
-        let target = std::fs::read_link(self.current()).ok()?;
-        target.file_name().map(|n| n.to_string_lossy().into_owned())
-    }
-}
+use crate::Result;
 
 /// Install settings.
 #[derive(Debug, Clone)]
@@ -178,16 +126,6 @@ impl Steps {
             std::process::abort();
         }
     }
-}
-
-pub(crate) fn install_error(path: &Path, detail: impl Into<String>) -> OnboardError {
-    OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
-}
-
-pub(crate) fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> OnboardError + use<> {
-    let path = path.to_path_buf();
-    let what = what.to_owned();
-    move |e| install_error(&path, format!("{what}: {e}"))
 }
 
 /// Makes `root` trust `pubkey` (copies it to `keys/fleet.pub`), the way a
@@ -395,23 +333,6 @@ fn prune(layout: &Layout, keep: usize, previous: Option<&str>, steps: &mut Steps
     Ok(pruned)
 }
 
-/// The installed release ids, oldest first.
-pub(crate) fn release_ids(layout: &Layout) -> Result<Vec<String>> {
-    let releases = layout.releases();
-    let mut ids: Vec<String> = match std::fs::read_dir(&releases) {
-        Ok(entries) => entries
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(install_error(&releases, format!("listing: {e}"))),
-    };
-    ids.sort();
-    Ok(ids)
-}
-
 fn journal(layout: &Layout, id: &str, event: &str, previous: Option<&str>, steps: &mut Steps) -> Result<()> {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let line = serde_json::json!({ "unix_time": secs, "release": id, "event": event, "previous": previous });
@@ -440,23 +361,6 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     // The umask may have narrowed the mode.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_error(path, "setting the mode"))
-}
-
-/// Writes `path` through a temporary file and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("next");
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(io_error(path, "writing"))?;
-    path.parent().map_or(Ok(()), sync_dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir, "syncing"))
 }
 
 fn sync_tree(dir: &Path) -> Result<()> {

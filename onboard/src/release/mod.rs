@@ -7,5 +7,6 @@ pub mod bundle;
 pub mod health;
 pub mod install;
 pub mod keys;
+pub mod layout;
 pub mod service;
 pub mod status;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::bundle::{self, MANIFEST, Manifest};
-use super::install::{Layout, install_error, io_error, release_ids};
 use super::keys;
+use super::layout::{Layout, install_error, io_error, release_ids};
 use crate::Result;
 
 /// What is wrong with an installed release, compared with its manifest: empty when intact.

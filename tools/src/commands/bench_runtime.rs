@@ -16,7 +16,7 @@ use nines_onboard::runtime::{self, Controls, RunOptions};
 use nines_onboard::source::{self, Pacing, Source};
 use nines_sim::record::{RecordOptions, record_expert};
 
-use crate::replay::model::load_config;
+use nines_onboard::config::Config;
 
 /// Settings of `nines bench runtime`.
 #[derive(Debug, Clone)]
@@ -72,10 +72,11 @@ pub fn bench_runtime(b: &RuntimeBench) -> anyhow::Result<()> {
         }
         path
     };
-    let mut config = load_config(b.config.as_deref())?;
+    let mut config = Config::load_for_runtime(b.config.as_deref())?;
     config.model.threads = b.threads;
     config.recording.mode = nines_onboard::config::RecordMode::Off;
-    // A slow frame is measured, not turned into a controlled stop.
+    // A slow frame is measured, not turned into a controlled stop (the
+    // runtime's own pass below is lockstep; the bare pass judges nothing).
     config.safety.inference_deadline_ms = config.safety.inference_deadline_ms.max(1000.0);
 
     // Bare session.run on the same inputs: the pipeline fills the input, then the session alone is timed.
@@ -83,7 +84,7 @@ pub fn bench_runtime(b: &RuntimeBench) -> anyhow::Result<()> {
     let (camera, mount) = opened
         .calibration()
         .ok_or_else(|| anyhow::anyhow!("{}: no camera calibration in the drive", drive.display()))?;
-    let mut pipeline = Pipeline::new(&config, &model, &camera, &mount)?;
+    let mut pipeline = Pipeline::new(&config, &model, &camera, &mount, Pacing::Lockstep)?;
     let reader = DriveReader::open(&drive)?;
     let frames = reader.read_topic::<CompressedImage>(topics::CAMERA_COMPRESSED)?;
     let progress = super::progress_bar(frames.len() as u64, "frames (bare session.run)");

@@ -102,21 +102,22 @@ fn bench_tcp(payload: &[u8], frames: usize) -> anyhow::Result<(Vec<f64>, (usize,
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let (tx, rx) = sync_channel::<Instant>(1024);
-    let receiver = std::thread::spawn(move || -> anyhow::Result<()> {
-        let (mut s, _) = listener.accept()?;
-        s.set_nodelay(true)?;
-        let mut buf = Vec::new();
-        let mut len = [0u8; 8];
-        while s.read_exact(&mut len).is_ok() {
-            buf.resize(u64::from_le_bytes(len) as usize, 0);
-            s.read_exact(&mut buf)?;
-            touch(std::iter::once(&buf));
-            if tx.send(Instant::now()).is_err() {
-                break;
+    let receiver =
+        std::thread::Builder::new().name("nines-bench-tcp".into()).spawn(move || -> anyhow::Result<()> {
+            let (mut s, _) = listener.accept()?;
+            s.set_nodelay(true)?;
+            let mut buf = Vec::new();
+            let mut len = [0u8; 8];
+            while s.read_exact(&mut len).is_ok() {
+                buf.resize(u64::from_le_bytes(len) as usize, 0);
+                s.read_exact(&mut buf)?;
+                touch(std::iter::once(&buf));
+                if tx.send(Instant::now()).is_err() {
+                    break;
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        })?;
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     let send = |s: &mut TcpStream| -> anyhow::Result<Instant> {

@@ -8,15 +8,20 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::distill::{DeviceArg, DistillArgs};
+use nines_kernels::Kernels;
+use nines_offboard::distill::DistillOptions;
+use nines_offboard::labels::{Added, LabelFolder};
+
 use super::export::ExportArgs;
 use super::sim::{SensorArgs, SimCommand};
 use super::train::{TrainArgs, TrainDeviceArg};
-use crate::harness::closed_loop::Seat;
-use crate::harness::eval::{EvalOptions, eval, eval_config};
-use crate::harness::ledger::Ledger;
-use crate::harness::report;
-use crate::harness::suite::Suite;
+use nines_harness::closed_loop::Seat;
+use nines_harness::eval::{EvalOptions, eval, eval_config};
+use nines_harness::ledger::Ledger;
+use nines_harness::report;
+use nines_harness::suite::Suite;
+
+use super::BarProgress;
 
 /// The small suite, built in so the demo runs from anywhere.
 const SMALL_SUITE: &str = include_str!("../../../suites/small.toml");
@@ -94,17 +99,12 @@ fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<
     drive_files.sort();
     let labels = out.join("labels");
     println!("[2/7] distilling their lidar into labels -> {}", labels.display());
-    super::distill::run(&DistillArgs {
-        drives: drive_files.clone(),
-        out: labels.clone(),
-        device: DeviceArg::Cpu,
-        jobs,
-        contract: None,
-        native: false,
-        accumulate: 4,
-        report: false,
-        force: false,
-    })?;
+    let folder = LabelFolder::open(&labels, DistillOptions::default())?;
+    let outcomes = super::distill::label_drives(&folder, &drive_files, &Kernels::cpu(), jobs, false);
+    if let Some((drive, Added::Failed(error))) = outcomes.iter().find(|(_, a)| matches!(a, Added::Failed(_)))
+    {
+        anyhow::bail!("{}: the demo's drive could not be labelled: {error}", drive.display());
+    }
     let run_dir = out.join("runs").join(stamp);
     let train_config = out.join("tiny.toml");
     std::fs::write(&train_config, format!("preset = \"tiny\"\nepochs = {epochs}\n"))
@@ -149,14 +149,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         jobs,
         shard: None,
         cache: out.join("suite-drives"),
-        progress: true,
     };
     println!("[5/7] evaluating the expert on the {} suite -> {}", suite.name, ledger.display());
-    eval(&options(Seat::Expert, "expert"))?;
+    eval(&options(Seat::Expert, "expert"), &BarProgress::new("eval expert"))?;
     let release = format!("tiny-{stamp}");
     println!("[6/7] evaluating the model on the {} suite as release {release}", suite.name);
-    let config = eval_config(crate::replay::model::load_config(None)?);
-    let evaluated = eval(&options(Seat::Model { path: model.clone(), config: Box::new(config) }, &release))?;
+    let config = eval_config(nines_onboard::config::Config::load_for_runtime(None)?);
+    let seat = Seat::Model { path: model.clone(), config: Box::new(config) };
+    let evaluated = eval(&options(seat, &release), &BarProgress::new(format!("eval {release}")))?;
     let (closed, wall) = evaluated.closed;
     println!(
         "      {closed} closed-loop runs in {wall:.0} s ({:.0} runs/hour)",

@@ -10,8 +10,8 @@ use nines_datasets::contract::ModelContract;
 use nines_datasets::drive::DriveReader;
 use nines_kernels::{Device, Kernels};
 use nines_offboard::distill::quality::Quality;
-use nines_offboard::distill::{DistillOptions, LabelMode, distill_drive};
-use nines_offboard::labels::{LabelIndex, LabelStats, ShardEntry, file_digest, write_shard};
+use nines_offboard::distill::{DistillOptions, LabelMode};
+use nines_offboard::labels::{Added, LabelFolder};
 
 /// Where the kernels run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,13 +62,6 @@ pub struct DistillArgs {
     pub force: bool,
 }
 
-/// What happened to one drive.
-enum Outcome {
-    Done(Box<ShardEntry>),
-    Skipped(Box<ShardEntry>),
-    Failed(String),
-}
-
 /// Runs `nines distill`.
 pub fn run(args: &DistillArgs) -> anyhow::Result<()> {
     let contract = match &args.contract {
@@ -76,8 +69,6 @@ pub fn run(args: &DistillArgs) -> anyhow::Result<()> {
         None => ModelContract::default(),
     };
     let mode = if args.native { LabelMode::Native } else { LabelMode::Virtual };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let index = Mutex::new(LabelIndex::open_for(&args.out, &contract, mode)?);
     let device = match args.device {
         DeviceArg::Cpu => Device::Cpu,
         DeviceArg::Gpu => Device::Cuda,
@@ -85,43 +76,12 @@ pub fn run(args: &DistillArgs) -> anyhow::Result<()> {
     let kernels = Kernels::new(device).context("--device gpu needs a CUDA GPU; use --device cpu")?;
     let mut options = DistillOptions { contract, mode, ..DistillOptions::default() };
     options.depth.accumulate = args.accumulate;
-
-    let total: u64 = args.drives.iter().map(|d| camera_frames(d)).sum();
-    let bar = super::progress_bar(total, "frames");
-    say(
-        &bar,
-        format!(
-            "distilling {} drive(s) into {} on {} ({:?} labels, contract {})",
-            args.drives.len(),
-            args.out.display(),
-            kernels.describe(),
-            mode,
-            options.contract.digest()
-        ),
-    );
-    let queue = Mutex::new(args.drives.iter().collect::<std::collections::VecDeque<_>>());
-    let outcomes = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.clamp(1, args.drives.len().max(1)) {
-            scope.spawn(|| {
-                // The guard moves into the closure and is dropped there: no lock is held while working.
-                while let Some(drive) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
-                    let outcome = one_drive(drive, args, &kernels, &options, &index, &bar);
-                    say(&bar, describe(drive, &outcome));
-                    if let Ok(mut all) = outcomes.lock() {
-                        all.push((drive.clone(), outcome));
-                    }
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let index = index.into_inner().map_err(|_| anyhow::anyhow!("a distillation worker panicked"))?;
-    let outcomes = outcomes.into_inner().map_err(|_| anyhow::anyhow!("a distillation worker panicked"))?;
+    let folder = LabelFolder::open(&args.out, options)?;
+    let outcomes = label_drives(&folder, &args.drives, &kernels, args.jobs, args.force);
     if args.report {
-        print!("{}", report(&outcomes, index.pooled_quality().as_ref()));
+        print!("{}", report(&outcomes, folder.index().pooled_quality().as_ref()));
     }
-    let failed = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).count();
+    let failed = outcomes.iter().filter(|(_, o)| matches!(o, Added::Failed(_))).count();
     if failed > 0 {
         anyhow::bail!(
             "{failed} of {} drives could not be distilled (listed above and in {}/index.json)",
@@ -130,6 +90,59 @@ pub fn run(args: &DistillArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Adds `drives` to `folder` on `jobs` threads with a progress bar over
+/// their camera frames; returns what happened to each drive.
+pub(crate) fn label_drives(
+    folder: &LabelFolder,
+    drives: &[PathBuf],
+    kernels: &Kernels,
+    jobs: usize,
+    force: bool,
+) -> Vec<(PathBuf, Added)> {
+    let total: u64 = drives.iter().map(|d| camera_frames(d)).sum();
+    let bar = super::progress_bar(total, "frames");
+    say(
+        &bar,
+        format!(
+            "distilling {} drive(s) into {} on {} ({:?} labels, contract {})",
+            drives.len(),
+            folder.dir().display(),
+            kernels.describe(),
+            folder.options().mode,
+            folder.options().contract.digest()
+        ),
+    );
+    let queue = Mutex::new(drives.iter().collect::<std::collections::VecDeque<_>>());
+    let outcomes = Mutex::new(Vec::new());
+    let work = || {
+        // The guard is a temporary of the loop condition: no lock is held while working.
+        while let Some(drive) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+            let added = folder.add_drive(drive, kernels, force, &|| bar.inc(1));
+            if matches!(added, Added::Skipped(_)) {
+                bar.inc(camera_frames(drive));
+            }
+            say(&bar, describe(drive, &added));
+            if let Ok(mut all) = outcomes.lock() {
+                all.push((drive.clone(), added));
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for worker in 1..jobs.clamp(1, drives.len().max(1)) {
+            let named = std::thread::Builder::new().name(format!("nines-distill-{worker}"));
+            if let Err(e) = named.spawn_scoped(scope, work) {
+                tracing::warn!(
+                    "could not start distillation thread {worker} ({e}); the others take its drives"
+                );
+            }
+        }
+        // This thread is worker 0, and finishes whatever the others cannot.
+        work();
+    });
+    bar.finish_and_clear();
+    outcomes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A line above the bar, or on stdout when the bar is hidden (not a terminal).
@@ -155,66 +168,11 @@ fn camera_frames(drive: &Path) -> u64 {
     })
 }
 
-fn one_drive(
-    drive: &Path,
-    args: &DistillArgs,
-    kernels: &Kernels,
-    options: &DistillOptions,
-    index: &Mutex<LabelIndex>,
-    bar: &indicatif::ProgressBar,
-) -> Outcome {
-    let record_failure = |error: String| {
-        if let Ok(mut index) = index.lock() {
-            index.record_failure(drive, error.clone());
-            let _ = index.save(&args.out);
-        }
-        Outcome::Failed(error)
-    };
-    let digest = match file_digest(drive) {
-        Ok(d) => d,
-        Err(e) => return record_failure(e.to_string()),
-    };
-    if !args.force
-        && let Some(entry) = index.lock().ok().and_then(|i| i.finished(&args.out, &digest).cloned())
-    {
-        bar.inc(camera_frames(drive));
-        return Outcome::Skipped(Box::new(entry));
-    }
-    let labels = match distill_drive(drive, kernels, options, &|| bar.inc(1)) {
-        Ok(labels) => labels,
-        Err(e) => return record_failure(e.to_string()),
-    };
-    let stem = drive.file_stem().map_or_else(|| "drive".into(), |s| s.to_string_lossy().into_owned());
-    let shard = format!("{stem}-{digest}.safetensors");
-    let contract_digest = options.contract.digest();
-    if let Err(e) = write_shard(&args.out.join(&shard), &labels, &contract_digest, &digest) {
-        return record_failure(e.to_string());
-    }
-    let entry = ShardEntry {
-        drive: drive.to_path_buf(),
-        drive_digest: digest,
-        shard,
-        frames: labels.frames,
-        skipped_frames: labels.skipped_frames,
-        stats: LabelStats::of(&labels),
-        quality: labels.quality.quality(),
-        quality_sums: labels.quality,
-    };
-    let saved = index.lock().map_err(|_| "index lock poisoned".to_owned()).and_then(|mut i| {
-        i.record(entry.clone());
-        i.save(&args.out).map_err(|e| e.to_string())
-    });
-    match saved {
-        Ok(()) => Outcome::Done(Box::new(entry)),
-        Err(e) => Outcome::Failed(e),
-    }
-}
-
-fn describe(drive: &Path, outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Done(e) | Outcome::Skipped(e) => {
+fn describe(drive: &Path, added: &Added) -> String {
+    match added {
+        Added::Labelled(e) | Added::Skipped(e) => {
             let verb =
-                if matches!(outcome, Outcome::Done(_)) { "labelled" } else { "already labelled, skipped" };
+                if matches!(added, Added::Labelled(_)) { "labelled" } else { "already labelled, skipped" };
             format!(
                 "{}: {verb}: {} frames, depth coverage {:.1}%, lead in {} (speed known in {}), plan valid {:.0}% -> {}",
                 drive.display(),
@@ -226,11 +184,11 @@ fn describe(drive: &Path, outcome: &Outcome) -> String {
                 e.shard
             )
         }
-        Outcome::Failed(error) => format!("warning: {error}"),
+        Added::Failed(error) => format!("warning: {error}"),
     }
 }
 
-fn report(outcomes: &[(PathBuf, Outcome)], pooled: Option<&Quality>) -> String {
+fn report(outcomes: &[(PathBuf, Added)], pooled: Option<&Quality>) -> String {
     let mut out = String::from(
         "\nlabel quality against simulator ground truth\n\
          drive                            frames  depth AbsRel single/accum  coverage single/accum  lead err  lead frames (missed/spurious)\n",
@@ -252,7 +210,7 @@ fn report(outcomes: &[(PathBuf, Outcome)], pooled: Option<&Quality>) -> String {
     };
     let mut any = false;
     for (drive, outcome) in outcomes {
-        if let Outcome::Done(e) | Outcome::Skipped(e) = outcome
+        if let Added::Labelled(e) | Added::Skipped(e) = outcome
             && let Some(q) = &e.quality
         {
             any = true;

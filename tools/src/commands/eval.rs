@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::harness::closed_loop::Seat;
-use crate::harness::eval::{EvalOptions, Shard, eval, eval_config};
-use crate::harness::ledger::Ledger;
-use crate::harness::report::{self, ALPHA};
-use crate::harness::suite::Suite;
-use crate::replay::model::load_config;
+use nines_harness::closed_loop::Seat;
+use nines_harness::eval::{EvalOptions, Shard, eval, eval_config};
+use nines_harness::ledger::Ledger;
+use nines_harness::report::{self, ALPHA};
+use nines_harness::suite::Suite;
+use nines_onboard::config::Config;
+
+use super::BarProgress;
 
 /// Default ledger file.
 const LEDGER: &str = "nines.db";
@@ -142,7 +144,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             }
             Seat::Model {
                 path: model.clone(),
-                config: Box::new(eval_config(load_config(args.config.as_deref())?)),
+                config: Box::new(eval_config(Config::load_for_runtime(args.config.as_deref())?)),
             }
         }
         (None, Some("expert")) => Seat::Expert,
@@ -157,9 +159,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         jobs,
         shard: args.shard,
         cache: args.cache.clone().unwrap_or_else(default_cache),
-        progress: true,
     };
-    let summary = eval(&options)?;
+    let summary = eval(&options, &BarProgress::new(format!("eval {release}")))?;
     let (closed, wall) = summary.closed;
     println!(
         "release {}: {} runs recorded in {} ({} failed){}",

@@ -35,3 +35,68 @@ pub(crate) fn progress_bar(len: u64, unit: &'static str) -> indicatif::ProgressB
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     indicatif::ProgressBar::new(len).with_style(style)
 }
+
+/// The harness's progress for a person: an indicatif bar on a terminal, and
+/// without one (a cluster job's log, a pipe) a line every 5% on stderr.
+pub(crate) struct BarProgress {
+    label: String,
+    stage: std::sync::Mutex<Stage>,
+}
+
+/// The stage a [`BarProgress`] is showing.
+struct Stage {
+    bar: indicatif::ProgressBar,
+    unit: &'static str,
+    status: String,
+    next_line: u64,
+}
+
+impl BarProgress {
+    /// Progress whose log lines start with `label` (e.g. "eval tiny-1").
+    pub(crate) fn new(label: impl Into<String>) -> Self {
+        let stage =
+            Stage { bar: indicatif::ProgressBar::hidden(), unit: "", status: String::new(), next_line: 0 };
+        Self { label: label.into(), stage: std::sync::Mutex::new(stage) }
+    }
+
+    fn stage(&self) -> std::sync::MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl nines_harness::Progress for BarProgress {
+    fn start(&self, total: u64, unit: &'static str) {
+        let mut stage = self.stage();
+        *stage = Stage { bar: progress_bar(total, unit), unit, status: String::new(), next_line: 0 };
+    }
+
+    fn advance(&self, steps: u64) {
+        let mut stage = self.stage();
+        stage.bar.inc(steps);
+        let (done, total) = (stage.bar.position(), stage.bar.length().unwrap_or(0));
+        if stage.bar.is_hidden() && (done >= stage.next_line || done == total) {
+            stage.next_line = done + (total / 20).max(1);
+            let status = if stage.status.is_empty() { String::new() } else { format!(", {}", stage.status) };
+            eprintln!("{}: {done}/{total} {}{status}", self.label, stage.unit);
+        }
+    }
+
+    fn status(&self, status: &str) {
+        let mut stage = self.stage();
+        stage.bar.set_message(status.to_owned());
+        status.clone_into(&mut stage.status);
+    }
+
+    fn note(&self, line: &str) {
+        let stage = self.stage();
+        if stage.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            stage.bar.println(line);
+        }
+    }
+
+    fn finish(&self) {
+        self.stage().bar.finish_and_clear();
+    }
+}

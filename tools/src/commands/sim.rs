@@ -152,7 +152,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
             };
             let specs =
                 names.iter().map(|n| family(n).map(|f| (n.clone(), f))).collect::<Result<Vec<_>, _>>()?;
-            let seeds = crate::harness::suite::parse_seeds(&seeds).context("--seeds")?;
+            let seeds = nines_harness::suite::parse_seeds(&seeds).context("--seeds")?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let work: Vec<(usize, u64)> =
                 (0..specs.len()).flat_map(|f| seeds.clone().map(move |s| (f, s))).collect();
@@ -166,19 +166,27 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
             let next = AtomicUsize::new(0);
             let results = Mutex::new(Vec::new());
             let options = sensors.options();
-            std::thread::scope(|scope| {
-                for _ in 0..jobs.min(work.len()) {
-                    scope.spawn(|| {
-                        while let Some(&(f, seed)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            let (name, spec) = &specs[f];
-                            let path = out.join(format!("{name}-{seed}.mcap"));
-                            let result = record_expert(spec.draw(name, seed), &path, &options)
-                                .with_context(|| format!("recording {}", path.display()));
-                            bar.inc(1);
-                            results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(result);
-                        }
-                    });
+            let simulate = || {
+                while let Some(&(f, seed)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (name, spec) = &specs[f];
+                    let path = out.join(format!("{name}-{seed}.mcap"));
+                    let result = record_expert(spec.draw(name, seed), &path, &options)
+                        .with_context(|| format!("recording {}", path.display()));
+                    bar.inc(1);
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(result);
                 }
+            };
+            std::thread::scope(|scope| {
+                for worker in 1..jobs.min(work.len()) {
+                    let named = std::thread::Builder::new().name(format!("nines-sim-{worker}"));
+                    if let Err(e) = named.spawn_scoped(scope, simulate) {
+                        tracing::warn!(
+                            "could not start simulation thread {worker} ({e}); the others take its drives"
+                        );
+                    }
+                }
+                // This thread is worker 0, and finishes whatever the others cannot.
+                simulate();
             });
             bar.finish_and_clear();
             let results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -24,6 +24,8 @@ use nines_datasets::geometry::{PoseTrack, StaticTransforms};
 use nines_datasets::msg::TfMessage;
 use nines_datasets::sync::StreamCollector;
 use nines_datasets::topics;
+use nines_onboard::config::Config;
+use nines_onboard::replay::ModelRun;
 use serde::Serialize;
 
 pub use layout::blueprint;
@@ -262,8 +264,8 @@ pub fn replay(
     let model_run = match &options.model {
         Some(model) => {
             progress.set_message(format!("running {} over the drive", model.display()));
-            let config = model::load_config(options.vehicle_config.as_deref())?;
-            let run = model::run_model(reader.path(), model, &config)?;
+            let config = Config::load_for_runtime(options.vehicle_config.as_deref())?;
+            let run = nines_onboard::replay::run_model(reader.path(), model, &config)?;
             names.extend([topics::MODEL_OUTPUT.to_owned(), model::RUNTIME_COMMAND.to_owned()]);
             names.sort();
             names.dedup();
@@ -320,7 +322,7 @@ pub fn replay(
 fn log_model_run(
     scene: &mut SceneLogger<'_>,
     rec: &rerun::RecordingStream,
-    run: &model::ModelRun,
+    run: &ModelRun,
     reader: &nines_datasets::drive::DriveReader,
 ) -> anyhow::Result<ModelReplay> {
     let failed = |e: scene::LogError| anyhow::anyhow!("logging the replayed model: {e}");
@@ -343,7 +345,7 @@ fn log_model_run(
         commands: run.commands.len(),
         stops: run.events.iter().filter(|e| e.category != "source_ended").map(|e| e.detail.clone()).collect(),
         provider: run.provider.clone(),
-        against_driven: model::against_driven(run, &driven),
+        against_driven: nines_onboard::replay::against_driven(run, &driven),
     })
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::ledger::{Ledger, Outcome, Release, RunRecord};
 use super::stats::{clopper_pearson_upper, conditional_binomial_p, nines, poisson_rate_upper};
+use crate::{HarnessError, Result};
 
 /// One-sided confidence of every bound: 95%.
 pub const ALPHA: f64 = 0.05;
@@ -99,6 +100,58 @@ pub struct FailureLine {
     pub replay: Option<String>,
 }
 
+/// How long the model took per frame in a release's runs, as measured on
+/// the machine that ran the eval. Performance only: lockstep runs judge
+/// the deadline on `[safety] lockstep_latency_ms`, never on these times, so
+/// a slow model is flagged here instead of failing runs at random.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InferenceTiming {
+    /// Runs that measured it.
+    pub runs: u64,
+    /// Median of the runs' median preprocess + inference time, ms.
+    pub p50_ms: f64,
+    /// 99th percentile of the runs' 99th percentiles, ms.
+    pub p99_ms: f64,
+    /// The config's inference deadline, ms.
+    pub deadline_ms: Option<f64>,
+    /// p99 beyond the deadline: on a robot like the eval machine this model
+    /// would trip the deadline check.
+    pub slow: bool,
+}
+
+impl InferenceTiming {
+    /// From the runs' `inference_p50_ms`, `inference_p99_ms` and
+    /// `inference_deadline_ms` metrics; `None` when no run has them (the expert).
+    #[must_use]
+    pub fn of(runs: &[RunRecord]) -> Option<Self> {
+        let metric = |run: &RunRecord, name: &str| {
+            run.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v).filter(|v| v.is_finite())
+        };
+        let mut p50: Vec<f64> = runs.iter().filter_map(|r| metric(r, "inference_p50_ms")).collect();
+        let mut p99: Vec<f64> = runs.iter().filter_map(|r| metric(r, "inference_p99_ms")).collect();
+        if p50.is_empty() || p99.is_empty() {
+            return None;
+        }
+        let deadline_ms = runs.iter().find_map(|r| metric(r, "inference_deadline_ms"));
+        let p99_ms = percentile(&mut p99, 0.99);
+        Some(Self {
+            runs: p50.len() as u64,
+            p50_ms: percentile(&mut p50, 0.5),
+            p99_ms,
+            deadline_ms,
+            slow: deadline_ms.is_some_and(|d| p99_ms > d),
+        })
+    }
+}
+
+/// The nearest-rank `q` quantile of `values` (sorted here); 0 when empty.
+#[must_use]
+pub fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len().max(1)) - 1;
+    values.get(rank).copied().unwrap_or(0.0)
+}
+
 /// One release.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleaseReport {
@@ -117,6 +170,8 @@ pub struct ReleaseReport {
     pub figures: Figures,
     /// Runs skipped (open-loop entries under the expert).
     pub skipped: u64,
+    /// The model's measured inference time (none for the expert).
+    pub inference: Option<InferenceTiming>,
     /// Per family.
     pub families: Vec<FamilyReport>,
     /// Every failure.
@@ -139,6 +194,7 @@ impl ReleaseReport {
             created_at: release.created_at.clone(),
             figures: Figures::of(runs),
             skipped: runs.iter().filter(|r| r.outcome == Outcome::Skipped).count() as u64,
+            inference: InferenceTiming::of(runs),
             families: by_family
                 .into_iter()
                 .map(|(family, runs)| FamilyReport { family: family.into(), figures: Figures::of(runs) })
@@ -163,8 +219,25 @@ impl ReleaseReport {
 }
 
 /// Every release in the ledger, oldest first.
-pub fn build(ledger: &Ledger) -> anyhow::Result<Vec<ReleaseReport>> {
+pub fn build(ledger: &Ledger) -> Result<Vec<ReleaseReport>> {
     ledger.releases()?.iter().map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?))).collect()
+}
+
+impl InferenceTiming {
+    /// One line for the text and HTML reports.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let deadline = self.deadline_ms.map_or_else(String::new, |d| format!(", deadline {d:.0} ms"));
+        let flag = if self.slow {
+            ": SLOW, p99 beyond the deadline; on a robot like this machine the runtime would stop"
+        } else {
+            ""
+        };
+        format!(
+            "inference p50 {:.2} ms, p99 {:.2} ms over {} runs (measured on the eval machine{deadline}){flag}",
+            self.p50_ms, self.p99_ms, self.runs
+        )
+    }
 }
 
 /// " 0123456789ab" of "sha256:0123456789abcdef...".
@@ -206,6 +279,9 @@ pub fn text(reports: &[ReleaseReport]) -> String {
             rate(f.per_hour_upper),
             if r.skipped > 0 { format!(" ({} skipped)", r.skipped) } else { String::new() }
         );
+        if let Some(line) = r.inference.as_ref().map(InferenceTiming::line) {
+            let _ = writeln!(out, "  {line}");
+        }
         let _ = writeln!(
             out,
             "  {:<30} {:>5} {:>5} {:>8} {:>9} {:>6}  failures by category",
@@ -259,12 +335,12 @@ pub fn json_text(reports: &[ReleaseReport]) -> serde_json::Result<String> {
 }
 
 /// An SVG chart of demonstrated nines per release (overall, and per family).
-pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
+pub fn chart_svg(reports: &[ReleaseReport]) -> Result<String> {
     use plotters::prelude::*;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 360)).into_drawing_area();
-        root.fill(&WHITE)?;
+        root.fill(&WHITE).map_err(chart_error)?;
         let top = reports.iter().map(|r| r.figures.nines).fold(1.0_f64, f64::max).ceil() + 0.5;
         let n = reports.len().max(1);
         let mut chart = ChartBuilder::on(&root)
@@ -272,7 +348,8 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)?;
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)
+            .map_err(chart_error)?;
         let names: Vec<String> = reports.iter().map(|r| r.release.clone()).collect();
         chart
             .configure_mesh()
@@ -286,7 +363,8 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
                 }
             })
             .y_desc("nines")
-            .draw()?;
+            .draw()
+            .map_err(chart_error)?;
         let mut families: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for (i, r) in reports.iter().enumerate() {
             // A family a release skipped has no nines to plot.
@@ -297,21 +375,33 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> anyhow::Result<String> {
         for (j, (family, points)) in families.iter().enumerate() {
             let colour = Palette99::pick(j).mix(0.45);
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(1)))?
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(1)))
+                .map_err(chart_error)?
                 .label(*family)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour));
         }
         let overall: Vec<(f64, f64)> =
             reports.iter().enumerate().map(|(i, r)| (i as f64, r.figures.nines)).collect();
         chart
-            .draw_series(LineSeries::new(overall.iter().copied(), BLACK.stroke_width(3)))?
+            .draw_series(LineSeries::new(overall.iter().copied(), BLACK.stroke_width(3)))
+            .map_err(chart_error)?
             .label("all runs")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(3)));
-        chart.draw_series(overall.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))?;
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        root.present()?;
+        chart.draw_series(overall.iter().map(|&p| Circle::new(p, 4, BLACK.filled()))).map_err(chart_error)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
     }
     Ok(svg)
+}
+
+/// A plotters error, kept as the chart error's source.
+fn chart_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> HarnessError {
+    HarnessError::Chart(Box::new(e))
 }
 
 fn escape(text: &str) -> String {
@@ -319,7 +409,7 @@ fn escape(text: &str) -> String {
 }
 
 /// The HTML report: the chart, then every release's tables and failures.
-pub fn html(reports: &[ReleaseReport]) -> anyhow::Result<String> {
+pub fn html(reports: &[ReleaseReport]) -> Result<String> {
     let mut out = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>nines report</title><style>\
          body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
@@ -351,6 +441,10 @@ pub fn html(reports: &[ReleaseReport]) -> anyhow::Result<String> {
             rate(f.per_km_upper),
             rate(f.per_hour_upper)
         );
+        if let Some(timing) = &r.inference {
+            let class = if timing.slow { " class=\"fail\"" } else { "" };
+            let _ = write!(out, "<p{class}>{}</p>", escape(&timing.line()));
+        }
         out.push_str(
             "<table><tr><th>family</th><th>runs</th><th>failures</th><th>rate</th><th>upper bound</th><th>nines</th>\
              <th>per km (95%)</th><th>per hour (95%)</th><th>failures by category</th></tr>",
@@ -450,7 +544,7 @@ pub fn gate(baseline: &ReleaseReport, candidate: &ReleaseReport, alpha: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::ledger::RunEvent;
+    use crate::ledger::RunEvent;
 
     fn runs(family: &str, n: usize, failures: usize) -> Vec<RunRecord> {
         (0..n)
@@ -508,6 +602,31 @@ mod tests {
         assert_eq!(f.by_category["off_road"], 1);
         // 1 failure in 750 km: the Poisson bound is 4.744 / 750.
         assert!((f.per_km_upper - 4.744 / 750.0).abs() < 1e-5, "{}", f.per_km_upper);
+    }
+
+    #[test]
+    #[expect(clippy::float_cmp, reason = "a nearest-rank percentile is one of the given values, exactly")]
+    fn inference_times_are_summarised_and_a_slow_model_is_flagged() {
+        let timed = |p50: &[f64], p99: &[f64]| {
+            let mut all = runs("straight", p50.len(), 0);
+            for (run, (a, b)) in all.iter_mut().zip(p50.iter().zip(p99)) {
+                run.metrics = vec![
+                    ("inference_p50_ms".into(), *a),
+                    ("inference_p99_ms".into(), *b),
+                    ("inference_deadline_ms".into(), 80.0),
+                ];
+            }
+            ReleaseReport::of(&release("m"), &all)
+        };
+        let fast = timed(&[2.0, 3.0, 4.0], &[5.0, 9.0, 7.0]).inference.unwrap();
+        assert_eq!((fast.runs, fast.p50_ms, fast.p99_ms, fast.slow), (3, 3.0, 9.0, false));
+        assert!(fast.line().contains("p50 3.00 ms, p99 9.00 ms") && !fast.line().contains("SLOW"));
+        let slow = timed(&[40.0, 50.0], &[70.0, 95.0]).inference.unwrap();
+        assert!(slow.slow && slow.line().contains("SLOW"), "{slow:?}");
+        assert!(text(&[timed(&[40.0], &[95.0])]).contains("SLOW"));
+        // The expert has no model to time.
+        assert!(ReleaseReport::of(&release("e"), &runs("straight", 3, 0)).inference.is_none());
+        assert_eq!(percentile(&mut [5.0, 1.0, 3.0, 2.0], 0.5), 2.0);
     }
 
     #[test]

@@ -8,15 +8,15 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::{Context, Result};
 use nines_datasets::contract::ModelContract;
 use nines_kernels::Kernels;
 use nines_offboard::distill::{DistillOptions, DriveLabels, distill_drive};
 use nines_onboard::config::Config;
+use nines_onboard::replay::run_model;
 
 use super::ledger::{Outcome, RunEvent, RunRecord};
 use super::suite::Thresholds;
-use crate::replay::model::run_model;
 
 /// What a model predicted for one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +49,16 @@ fn horizon_index(times: &[f64], horizon_s: f64) -> usize {
         .unwrap_or(0)
 }
 
+/// A drive checked: every labelled frame against the model, and the
+/// model's measured time per frame (performance only), s.
+#[derive(Debug, Clone, Default)]
+pub struct DriveCheck {
+    /// One per labelled frame.
+    pub frames: Vec<FrameCheck>,
+    /// Preprocess + inference per replayed frame, s.
+    pub busy_s: Vec<f64>,
+}
+
 /// Distils `drive` with `contract`, replays `model` over it (with the
 /// eval's config: one ONNX Runtime thread) and pairs the two per frame.
 pub fn check_drive(
@@ -57,7 +67,7 @@ pub fn check_drive(
     config: &Config,
     contract: &ModelContract,
     thresholds: &Thresholds,
-) -> anyhow::Result<Vec<FrameCheck>> {
+) -> Result<DriveCheck> {
     let options = DistillOptions { contract: contract.clone(), ..DistillOptions::default() };
     let labels = distill_drive(drive, &Kernels::cpu(), &options, &|| {})
         .with_context(|| format!("distilling the lidar labels of {}", drive.display()))?;
@@ -78,7 +88,7 @@ pub fn check_drive(
             ))
         })
         .collect();
-    Ok(frame_checks(&labels, k, &predicted))
+    Ok(DriveCheck { frames: frame_checks(&labels, k, &predicted), busy_s: replayed.busy_s })
 }
 
 fn frame_checks(
@@ -89,8 +99,8 @@ fn frame_checks(
     let t0 = labels.stamp.first().copied().unwrap_or(0);
     (0..labels.frames)
         .map(|f| {
-            let p = (f * labels.plan_steps + k) * 3;
-            let driven = (labels.plan_valid.get(f * labels.plan_steps + k) == Some(&1))
+            let p = (f * labels.layout.plan_steps + k) * 3;
+            let driven = (labels.plan_valid.get(f * labels.layout.plan_steps + k) == Some(&1))
                 .then(|| [labels.plan[p], labels.plan[p + 1]]);
             let lead = &labels.lead[f * 3..f * 3 + 3];
             let lead_known = labels.lead_valid.get(f * 2) == Some(&1);

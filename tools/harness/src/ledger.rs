@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use crate::{Context, HarnessError, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Bumped when the schema changes; older files are refused with the fix.
@@ -124,12 +124,14 @@ impl Outcome {
         }
     }
 
-    fn parse(text: &str) -> anyhow::Result<Self> {
+    fn parse(text: &str) -> Result<Self> {
         Ok(match text {
             "pass" => Self::Pass,
             "fail" => Self::Fail,
             "skipped" => Self::Skipped,
-            other => bail!("unknown run outcome {other:?} in the ledger"),
+            other => {
+                return Err(HarnessError::invalid(format!("unknown run outcome {other:?} in the ledger")));
+            }
         })
     }
 }
@@ -188,41 +190,46 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens (or creates) a ledger.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let conn =
             Connection::open(path).with_context(|| format!("opening the ledger {}", path.display()))?;
         let ledger = Self { conn, path: path.to_path_buf() };
-        ledger.init().with_context(|| format!("ledger {}", path.display()))?;
+        ledger.init()?;
         Ok(ledger)
     }
 
     /// Opens an existing ledger (reports and gates never create one).
-    pub fn open_existing(path: &Path) -> anyhow::Result<Self> {
+    pub fn open_existing(path: &Path) -> Result<Self> {
         if !path.exists() {
-            bail!(
-                "{}: no such ledger; run `nines eval ... --ledger {}` first",
-                path.display(),
-                path.display()
-            );
+            return Err(HarnessError::Ledger {
+                path: path.to_path_buf(),
+                detail: format!("no such ledger; run `nines eval ... --ledger {}` first", path.display()),
+            });
         }
         Self::open(path)
     }
 
-    fn init(&self) -> anyhow::Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let tables: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+    fn init(&self) -> Result<()> {
+        let damaged = || format!("{}: not a SQLite ledger (or it is damaged)", self.path.display());
+        let version: i64 =
+            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).with_context(damaged)?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .with_context(damaged)?;
         if tables > 0 && version != SCHEMA_VERSION {
-            bail!(
-                "not a nines ledger of schema version {SCHEMA_VERSION} (it has user_version {version}); \
-                 give a new --ledger path"
-            );
+            return Err(HarnessError::Ledger {
+                path: self.path.clone(),
+                detail: format!(
+                    "not a nines ledger of schema version {SCHEMA_VERSION} (it has user_version {version}); \
+                     give a new --ledger path"
+                ),
+            });
         }
-        self.conn.execute_batch(SCHEMA).context("not a SQLite ledger (or it is damaged)")?;
+        self.conn.execute_batch(SCHEMA).with_context(damaged)?;
         self.conn
             .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA foreign_keys = ON;"))?;
         Ok(())
@@ -235,7 +242,7 @@ impl Ledger {
     }
 
     /// The release called `name`.
-    pub fn release(&self, name: &str) -> anyhow::Result<Option<Release>> {
+    pub fn release(&self, name: &str) -> Result<Option<Release>> {
         Ok(self
             .conn
             .query_row(
@@ -247,7 +254,7 @@ impl Ledger {
     }
 
     /// Every release, oldest first.
-    pub fn releases(&self) -> anyhow::Result<Vec<Release>> {
+    pub fn releases(&self) -> Result<Vec<Release>> {
         let mut stmt =
             self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM releases ORDER BY created_at, id"))?;
         let rows = stmt.query_map([], release_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -257,20 +264,22 @@ impl Ledger {
     /// Adds `release`, or returns the existing one of that name if it is
     /// the same model on the same suite (an eval resuming). Anything else
     /// under an existing name is refused: nothing recorded is overwritten.
-    pub fn add_release(&self, release: &Release) -> anyhow::Result<Release> {
+    pub fn add_release(&self, release: &Release) -> Result<Release> {
         if let Some(existing) = self.release(&release.name)? {
             if existing.suite_digest != release.suite_digest
                 || existing.model_digest != release.model_digest
                 || existing.policy != release.policy
             {
-                bail!(
-                    "release {:?} is already in {} with a different model or suite ({} on {}); \
-                     evaluate under a new --release name",
-                    release.name,
-                    self.path.display(),
-                    existing.model_path.as_deref().unwrap_or(&existing.policy),
-                    existing.suite
-                );
+                return Err(HarnessError::Ledger {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "release {:?} is already here with a different model or suite ({} on {}); \
+                         evaluate under a new --release name",
+                        release.name,
+                        existing.model_path.as_deref().unwrap_or(&existing.policy),
+                        existing.suite
+                    ),
+                });
             }
             return Ok(existing);
         }
@@ -289,18 +298,24 @@ impl Ledger {
                 release.tool_version
             ],
         )?;
-        self.release(&release.name)?.context("the release just added is missing")
+        self.release(&release.name)?.ok_or_else(|| HarnessError::Ledger {
+            path: self.path.clone(),
+            detail: format!(
+                "the release {:?} just added is missing; is another process changing the ledger?",
+                release.name
+            ),
+        })
     }
 
     /// Keys of the runs already recorded for a release.
-    pub fn run_keys(&self, release_id: i64) -> anyhow::Result<BTreeSet<String>> {
+    pub fn run_keys(&self, release_id: i64) -> Result<BTreeSet<String>> {
         let mut stmt = self.conn.prepare("SELECT key FROM runs WHERE release_id = ?1")?;
         let keys = stmt.query_map([release_id], |r| r.get(0))?.collect::<Result<BTreeSet<String>, _>>()?;
         Ok(keys)
     }
 
     /// Records one run with its events and metrics, in one transaction.
-    pub fn record_run(&mut self, release_id: i64, run: &RunRecord) -> anyhow::Result<()> {
+    pub fn record_run(&mut self, release_id: i64, run: &RunRecord) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO runs (release_id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay)
@@ -340,7 +355,7 @@ impl Ledger {
     }
 
     /// Every run of a release, with events and metrics, in key order.
-    pub fn runs(&self, release_id: i64) -> anyhow::Result<Vec<RunRecord>> {
+    pub fn runs(&self, release_id: i64) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay
              FROM runs WHERE release_id = ?1 ORDER BY key",
@@ -398,7 +413,7 @@ impl Ledger {
     /// of one eval, run as separate jobs). A release already here must be
     /// the same model on the same suite; runs already here are kept and
     /// counted, never overwritten. Returns (runs added, runs already here).
-    pub fn merge(&mut self, other: &Ledger) -> anyhow::Result<(usize, usize)> {
+    pub fn merge(&mut self, other: &Ledger) -> Result<(usize, usize)> {
         let (mut added, mut present) = (0, 0);
         for release in other.releases()? {
             let here = self

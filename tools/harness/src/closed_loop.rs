@@ -13,10 +13,12 @@ use nines_onboard::config::Config;
 use nines_onboard::pipeline::{Pipeline, StepInput};
 use nines_onboard::preprocess::FrameRef;
 use nines_onboard::safety::Mode;
+use nines_onboard::source::Pacing;
 use nines_sim::events::{Category, SimEvent, blocked};
 use nines_sim::record::{Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate, stamp};
 
 use super::suite::{ClosedRun, Suite};
+use crate::Result;
 
 /// Who drives closed-loop runs.
 #[derive(Debug, Clone)]
@@ -40,6 +42,11 @@ pub struct ClosedResult {
     pub summary: RunSummary,
     /// Metrics by name.
     pub metrics: Vec<(String, f64)>,
+    /// Every command the model's seat gave the simulator (the expert's
+    /// until the runtime engaged), with its simulated time, s; empty for
+    /// the expert's seat. Lockstep makes it a function of the model, the
+    /// scenario and the config alone.
+    pub commands: Vec<(f64, AckermannDrive)>,
 }
 
 impl ClosedResult {
@@ -71,20 +78,22 @@ pub fn run_closed(
     run: &ClosedRun,
     seat: &Seat,
     record_to: Option<&Path>,
-) -> anyhow::Result<ClosedResult> {
+) -> Result<ClosedResult> {
     let options = record_options(suite, run);
-    let scenario =
-        || -> anyhow::Result<_> { Ok(nines_sim::family(&run.family)?.draw(&run.family, run.seed)) };
+    let scenario = || -> Result<_> { Ok(nines_sim::family(&run.family)?.draw(&run.family, run.seed)) };
     let unended = RecordOptions { end_after_failure_secs: None, ..options.clone() };
     let expert_progress = simulate(scenario()?, &unended, None, &mut ExpertDriver)?.progress_m;
-    let (mut summary, mut metrics) = match seat {
-        Seat::Expert => (simulate(scenario()?, &options, record_to, &mut ExpertDriver)?, Vec::new()),
+    let (mut summary, mut metrics, commands) = match seat {
+        Seat::Expert => {
+            (simulate(scenario()?, &options, record_to, &mut ExpertDriver)?, Vec::new(), Vec::new())
+        }
         Seat::Model { path, config } => {
             let camera_config = options.camera.clone();
             let camera =
                 CameraModel::from_camera_info(&camera_config.camera_info(EPOCH_NANOS), "the suite's camera")?;
-            let pipeline = Pipeline::new(config, path, &camera, &camera_config.base_link_from_camera())?;
-            let mut driver = ModelDriver::new(pipeline);
+            let mount = camera_config.base_link_from_camera();
+            let pipeline = Pipeline::new(config, path, &camera, &mount, Pacing::Lockstep)?;
+            let mut driver = ModelDriver::new(pipeline, config.safety.inference_deadline_ms);
             let mut summary = simulate(scenario()?, &options, record_to, &mut driver)?;
             if driver.engaged_at_s.is_none() {
                 summary.events.push(SimEvent {
@@ -95,7 +104,8 @@ pub fn run_closed(
                     value: 0.0,
                 });
             }
-            (summary, driver.metrics())
+            let metrics = driver.metrics();
+            (summary, metrics, driver.commands)
         }
     };
     if summary.events.is_empty() && blocked(summary.progress_m, expert_progress) {
@@ -111,7 +121,27 @@ pub fn run_closed(
         ("expert_progress_m".to_string(), expert_progress),
         ("duration_s".to_string(), summary.duration_secs),
     ]);
-    Ok(ClosedResult { summary, metrics })
+    Ok(ClosedResult { summary, metrics, commands })
+}
+
+/// A run's measured inference times (preprocess + inference per frame, s)
+/// as metrics: mean, p50, p99 and max in ms, and the deadline they would be
+/// judged against in real time. They are measured on the wall clock and
+/// never decide a lockstep run's outcome; the report flags a slow model.
+#[must_use]
+pub fn inference_metrics(busy_s: &[f64], deadline_ms: f64) -> Vec<(String, f64)> {
+    if busy_s.is_empty() {
+        return Vec::new();
+    }
+    let mut ms: Vec<f64> = busy_s.iter().map(|s| s * 1e3).collect();
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    vec![
+        ("inference_mean_ms".to_string(), mean),
+        ("inference_p50_ms".to_string(), crate::report::percentile(&mut ms, 0.5)),
+        ("inference_p99_ms".to_string(), crate::report::percentile(&mut ms, 0.99)),
+        ("inference_max_ms".to_string(), ms.last().copied().unwrap_or(0.0)),
+        ("inference_deadline_ms".to_string(), deadline_ms),
+    ]
 }
 
 /// The expert: privileged, so it renders nothing.
@@ -136,13 +166,14 @@ struct ModelDriver {
     steer_error: f64,
     speed_error: f64,
     engaged_steps: u64,
-    busy_sum_s: f64,
-    busy_max_s: f64,
-    frames: u64,
+    /// Measured preprocess + inference per frame, s (performance only).
+    busy_s: Vec<f64>,
+    deadline_ms: f64,
+    commands: Vec<(f64, AckermannDrive)>,
 }
 
 impl ModelDriver {
-    fn new(pipeline: Pipeline) -> Self {
+    fn new(pipeline: Pipeline, deadline_ms: f64) -> Self {
         Self {
             pipeline,
             last_frame_s: None,
@@ -151,9 +182,9 @@ impl ModelDriver {
             steer_error: 0.0,
             speed_error: 0.0,
             engaged_steps: 0,
-            busy_sum_s: 0.0,
-            busy_max_s: 0.0,
-            frames: 0,
+            busy_s: Vec::new(),
+            deadline_ms,
+            commands: Vec::new(),
         }
     }
 
@@ -162,9 +193,8 @@ impl ModelDriver {
         let mut metrics = vec![
             ("steer_vs_expert_rad".to_string(), self.steer_error / steps),
             ("speed_vs_expert_mps".to_string(), self.speed_error / steps),
-            ("inference_mean_ms".to_string(), 1e3 * self.busy_sum_s / self.frames.max(1) as f64),
-            ("inference_max_ms".to_string(), 1e3 * self.busy_max_s),
         ];
+        metrics.extend(inference_metrics(&self.busy_s, self.deadline_ms));
         if let Some(t) = self.engaged_at_s {
             metrics.push(("engaged_at_s".to_string(), t));
         }
@@ -189,9 +219,7 @@ impl Driver for ModelDriver {
         let out =
             self.pipeline.step(&StepInput { now_ns: stamp(o.time_secs), frame, speed_mps: o.speed_mps });
         if frame.is_some() {
-            self.frames += 1;
-            self.busy_sum_s += out.busy_s;
-            self.busy_max_s = self.busy_max_s.max(out.busy_s);
+            self.busy_s.push(out.busy_s);
         }
         if out.mode == Mode::Engaged && self.engaged_at_s.is_none() {
             self.engaged_at_s = Some(o.time_secs);
@@ -207,13 +235,16 @@ impl Driver for ModelDriver {
             });
         }
         let expert = o.sim.expert_command();
-        if self.engaged_at_s.is_none() {
-            return expert;
-        }
-        self.engaged_steps += 1;
-        self.steer_error += f64::from((out.command.steering_angle - expert.steering_angle).abs());
-        self.speed_error += f64::from((out.command.speed - expert.speed).abs());
-        out.command
+        let command = if self.engaged_at_s.is_none() {
+            expert
+        } else {
+            self.engaged_steps += 1;
+            self.steer_error += f64::from((out.command.steering_angle - expert.steering_angle).abs());
+            self.speed_error += f64::from((out.command.speed - expert.speed).abs());
+            out.command
+        };
+        self.commands.push((o.time_secs, command));
+        command
     }
 
     fn faults(&mut self) -> Vec<SimEvent> {

@@ -7,7 +7,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use crate::{Context, HarnessError, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -171,34 +171,44 @@ struct SimulateFile {
 }
 
 /// Parses `A..B` (B excluded) or a single seed.
-pub fn parse_seeds(text: &str) -> anyhow::Result<Range<u64>> {
+pub fn parse_seeds(text: &str) -> Result<Range<u64>> {
     let bad =
         || format!("seeds {text:?}: write a range like \"0..100\" (end excluded) or one seed like \"7\"");
     let range = if let Some((a, b)) = text.split_once("..") {
-        a.trim().parse::<u64>().with_context(bad)?..b.trim().parse::<u64>().with_context(bad)?
+        let seed = |t: &str| t.trim().parse::<u64>().map_err(|_| HarnessError::invalid(bad()));
+        seed(a)?..seed(b)?
     } else {
-        let one = text.trim().parse::<u64>().with_context(bad)?;
+        let one = text.trim().parse::<u64>().map_err(|_| HarnessError::invalid(bad()))?;
         one..one + 1
     };
     if range.is_empty() {
-        bail!("seeds {text:?} is empty (the end is excluded): write a range like \"0..100\"");
+        return Err(HarnessError::invalid(format!(
+            "seeds {text:?} is empty (the end is excluded): write a range like \"0..100\""
+        )));
     }
     Ok(range)
 }
 
-fn families(given: Families, field: &str) -> anyhow::Result<Vec<String>> {
+fn families(given: Families, field: &str) -> Result<Vec<String>> {
     let known: Vec<&str> = nines_sim::FAMILIES.iter().map(|(name, _)| *name).collect();
     let list = match given {
         Families::All(all) if all == "all" => return Ok(known.iter().map(|s| (*s).to_string()).collect()),
-        Families::All(other) => bail!("{field} = {other:?}: write \"all\" or a list of families"),
+        Families::All(other) => {
+            return Err(HarnessError::invalid(format!(
+                "{field} = {other:?}: write \"all\" or a list of families"
+            )));
+        }
         Families::List(list) => list,
     };
     if list.is_empty() {
-        bail!("{field} is empty: name at least one family, or \"all\"");
+        return Err(HarnessError::invalid(format!("{field} is empty: name at least one family, or \"all\"")));
     }
     for name in &list {
         if !known.contains(&name.as_str()) {
-            bail!("{field}: unknown family {name:?}; the families are {}", known.join(", "));
+            return Err(HarnessError::invalid(format!(
+                "{field}: unknown family {name:?}; the families are {}",
+                known.join(", ")
+            )));
         }
     }
     Ok(list)
@@ -206,15 +216,17 @@ fn families(given: Families, field: &str) -> anyhow::Result<Vec<String>> {
 
 impl Suite {
     /// Reads a suite file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading the suite {}", path.display()))?;
-        let text = String::from_utf8(bytes.clone())
-            .with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| HarnessError::Suite {
+            path: path.to_path_buf(),
+            detail: "not UTF-8 text; a suite is a TOML file (see suites/small.toml)".into(),
+        })?;
         Self::parse(&text, path, &format!("{:x}", Sha256::digest(&bytes)))
             .with_context(|| format!("suite {}", path.display()))
     }
 
-    fn parse(text: &str, path: &Path, digest: &str) -> anyhow::Result<Self> {
+    fn parse(text: &str, path: &Path, digest: &str) -> Result<Self> {
         let file: SuiteFile = toml::from_str(text)?;
         let t = file.thresholds;
         for (name, value) in [
@@ -224,24 +236,33 @@ impl Suite {
             ("window_s", t.window_s),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                bail!("thresholds.{name} = {value}: must be a positive number");
+                return Err(HarnessError::invalid(format!(
+                    "thresholds.{name} = {value}: must be a positive number"
+                )));
             }
         }
         if !(0.0..=1.0).contains(&t.lead_probability)
             || t.end_after_failure_s.is_nan()
             || t.end_after_failure_s < 0.0
         {
-            bail!("thresholds: lead_probability must lie in 0..=1 and end_after_failure_s must be >= 0");
+            return Err(HarnessError::invalid(
+                "thresholds: lead_probability must lie in 0..=1 and end_after_failure_s must be >= 0",
+            ));
         }
         if !(16..=4096).contains(&file.camera.width) || !(16..=4096).contains(&file.camera.height) {
-            bail!("camera: {}x{} must each lie in 16..=4096", file.camera.width, file.camera.height);
+            return Err(HarnessError::invalid(format!(
+                "camera: {}x{} must each lie in 16..=4096",
+                file.camera.width, file.camera.height
+            )));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut closed_loop = Vec::new();
         for (i, entry) in file.closed_loop.into_iter().enumerate() {
             let field = format!("closed_loop[{i}]");
             if entry.duration_s.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
-                bail!("{field}.duration_s must be a positive number of seconds");
+                return Err(HarnessError::invalid(format!(
+                    "{field}.duration_s must be a positive number of seconds"
+                )));
             }
             closed_loop.push(ClosedLoop {
                 families: families(entry.families, &format!("{field}.families"))?,
@@ -257,7 +278,7 @@ impl Suite {
                 (Some(drives), None) => OpenLoop::Drives(drives.into_iter().map(|d| base.join(d)).collect()),
                 (None, Some(sim)) => {
                     if !(sim.duration_s.is_finite() && sim.duration_s > 0.0) {
-                        bail!("{field}.simulate.duration_s must be a positive number of seconds");
+                        return Err(HarnessError::invalid(format!("{field}.simulate.duration_s must be a positive number of seconds")));
                     }
                     OpenLoop::Simulate {
                         families: families(sim.families, &format!("{field}.simulate.families"))?,
@@ -265,9 +286,9 @@ impl Suite {
                         duration_s: sim.duration_s,
                     }
                 }
-                _ => bail!(
+                _ => return Err(HarnessError::invalid(format!(
                     "{field}: give either `drives = [...]` or `simulate = {{ families, seeds, duration_s }}`"
-                ),
+                ))),
             });
         }
         Ok(Self {
@@ -371,7 +392,7 @@ impl ClosedRun {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> anyhow::Result<Suite> {
+    fn parse(text: &str) -> Result<Suite> {
         Suite::parse(text, Path::new("suites/x.toml"), "d")
     }
 

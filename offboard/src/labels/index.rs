@@ -1,16 +1,13 @@
-//! Label shards (one safetensors file per drive) and their JSON index
-//! (DESIGN.md section 3). The index says which contract and camera the
-//! labels were made for, which drive (by content digest) each shard came
-//! from, and how good the labels are; it is rewritten after every shard, so
-//! an interrupted run keeps what it finished and the next one resumes.
+//! The label folder's JSON index (DESIGN.md section 3): which contract and
+//! camera the labels were made for, which drive (by content digest) each
+//! shard came from, and how good the labels are. It is rewritten after
+//! every shard, so an interrupted run keeps what it finished and the next
+//! one resumes.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use half::f16;
 use nines_datasets::contract::{ModelContract, short_hex};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -103,11 +100,11 @@ impl LabelStats {
 
 /// SHA-256 of a file (hex, first 16 digits).
 pub fn file_digest(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| OffboardError::labels(path, e.to_string()))?;
+    let mut file = std::fs::File::open(path).map_err(OffboardError::io(path, "opening"))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| OffboardError::labels(path, e.to_string()))?;
+        let n = file.read(&mut buf).map_err(OffboardError::io(path, "reading"))?;
         if n == 0 {
             break;
         }
@@ -135,7 +132,7 @@ impl LabelIndex {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| OffboardError::labels(&path, e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(OffboardError::io(&path, "reading the index"))?;
         serde_json::from_str(&text).map(Some).map_err(|e| {
             OffboardError::labels(
                 &path,
@@ -202,113 +199,7 @@ impl LabelIndex {
         let tmp = dir.join(format!("{INDEX_FILE}.tmp"));
         let text =
             serde_json::to_string_pretty(self).map_err(|e| OffboardError::labels(&path, e.to_string()))?;
-        std::fs::write(&tmp, text).map_err(|e| OffboardError::labels(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| OffboardError::labels(&path, e.to_string()))
+        std::fs::write(&tmp, text).map_err(OffboardError::io(&tmp, "writing the index"))?;
+        std::fs::rename(&tmp, &path).map_err(OffboardError::io(&path, "replacing the index"))
     }
-}
-
-fn bytes_of<T: Copy>(values: &[T], to_le: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
-    values.iter().flat_map(|v| to_le(*v)).collect()
-}
-
-/// Writes a drive's labels as a safetensors shard (tensors as DESIGN.md
-/// section 3 lists them; metadata names the contract and the drive).
-pub fn write_shard(
-    path: &Path,
-    labels: &DriveLabels,
-    contract_digest: &str,
-    drive_digest: &str,
-) -> Result<()> {
-    let n = labels.frames;
-    let [c, h, w] = labels.image_shape;
-    let [dh, dw] = labels.depth_shape;
-    let t = labels.plan_steps;
-    let depth = bytes_of(&labels.depth, |v| f16::from_f32(v).to_le_bytes().to_vec());
-    let plan = bytes_of(&labels.plan, |v| v.to_le_bytes().to_vec());
-    let lead = bytes_of(&labels.lead, |v| v.to_le_bytes().to_vec());
-    let speed = bytes_of(&labels.speed, |v| v.to_le_bytes().to_vec());
-    let stamp = bytes_of(&labels.stamp, |v| v.to_le_bytes().to_vec());
-    let err =
-        |e: safetensors::SafeTensorError| OffboardError::labels(path, format!("writing the shard: {e}"));
-    let tensors = vec![
-        ("image", TensorView::new(Dtype::U8, vec![n, c, h, w], &labels.image).map_err(err)?),
-        ("depth", TensorView::new(Dtype::F16, vec![n, 1, dh, dw], &depth).map_err(err)?),
-        ("plan", TensorView::new(Dtype::F32, vec![n, t, 3], &plan).map_err(err)?),
-        ("plan_valid", TensorView::new(Dtype::U8, vec![n, t], &labels.plan_valid).map_err(err)?),
-        ("lead", TensorView::new(Dtype::F32, vec![n, 3], &lead).map_err(err)?),
-        ("lead_valid", TensorView::new(Dtype::U8, vec![n, 2], &labels.lead_valid).map_err(err)?),
-        ("speed", TensorView::new(Dtype::F32, vec![n], &speed).map_err(err)?),
-        ("stamp", TensorView::new(Dtype::I64, vec![n], &stamp).map_err(err)?),
-    ];
-    let metadata = HashMap::from([
-        ("nines.contract_digest".to_owned(), contract_digest.to_owned()),
-        ("nines.drive_digest".to_owned(), drive_digest.to_owned()),
-    ]);
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(tensors, Some(metadata), &tmp).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| OffboardError::labels(path, e.to_string()))
-}
-
-/// A shard read back: shapes and the tensors tests and training use.
-#[derive(Debug, Clone)]
-pub struct Shard {
-    /// Frames.
-    pub frames: usize,
-    /// Depth (rows, columns).
-    pub depth_shape: [usize; 2],
-    /// Depth, m, as f32.
-    pub depth: Vec<f32>,
-    /// Image (channels, rows, columns).
-    pub image_shape: [usize; 3],
-    /// Images, planar u8.
-    pub image: Vec<u8>,
-    /// present, distance, relative speed.
-    pub lead: Vec<f32>,
-    /// distance known, speed known.
-    pub lead_valid: Vec<u8>,
-    /// x, y, v per plan time.
-    pub plan: Vec<f32>,
-    /// Plan entries known.
-    pub plan_valid: Vec<u8>,
-    /// Metadata.
-    pub metadata: HashMap<String, String>,
-}
-
-/// Reads a shard written by [`write_shard`].
-pub fn read_shard(path: &Path) -> Result<Shard> {
-    let bytes = std::fs::read(path).map_err(|e| OffboardError::labels(path, e.to_string()))?;
-    let bad = |detail: String| OffboardError::labels(path, detail);
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not safetensors: {e}")))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not safetensors: {e}")))?;
-    let get = |name: &str, dtype: Dtype| {
-        let t = tensors.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
-        if t.dtype() != dtype {
-            return Err(bad(format!("tensor {name} is {:?}, expected {dtype:?}", t.dtype())));
-        }
-        Ok((t.shape().to_vec(), t.data().to_vec()))
-    };
-    let f32s = |b: &[u8]| {
-        b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>()
-    };
-    let (depth_shape, depth) = get("depth", Dtype::F16)?;
-    let (image_shape, image) = get("image", Dtype::U8)?;
-    let (_, lead) = get("lead", Dtype::F32)?;
-    let (_, plan) = get("plan", Dtype::F32)?;
-    let (_, lead_valid) = get("lead_valid", Dtype::U8)?;
-    let (_, plan_valid) = get("plan_valid", Dtype::U8)?;
-    if depth_shape.len() != 4 || image_shape.len() != 4 {
-        return Err(bad("depth and image must be 4-D [N, C, H, W]".into()));
-    }
-    Ok(Shard {
-        frames: depth_shape[0],
-        depth_shape: [depth_shape[2], depth_shape[3]],
-        depth: depth.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        image_shape: [image_shape[1], image_shape[2], image_shape[3]],
-        image,
-        lead: f32s(&lead),
-        lead_valid,
-        plan: f32s(&plan),
-        plan_valid,
-        metadata: meta.metadata().clone().unwrap_or_default(),
-    })
 }

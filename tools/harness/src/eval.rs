@@ -4,10 +4,10 @@
 //! everything recorded, so their drive can be replayed.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use crate::{Context, HarnessError, Progress, Result};
 use nines_onboard::config::{Config, RecordMode};
 use nines_onboard::inference::Inference;
 use nines_sim::record::{RecordOptions, record_expert};
@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use nines_datasets::contract::ModelContract;
 
-use super::closed_loop::{Seat, run_closed};
+use super::closed_loop::{Seat, inference_metrics, run_closed};
 use super::ledger::{Ledger, Outcome, Policy, Release, RunEvent, RunRecord};
 use super::open_loop::{check_drive, windows};
 use super::suite::{ClosedRun, PendingDrive, Suite};
@@ -61,8 +61,6 @@ pub struct EvalOptions {
     pub shard: Option<Shard>,
     /// Where generated open-loop drives are kept.
     pub cache: PathBuf,
-    /// Show a progress bar.
-    pub progress: bool,
 }
 
 /// How an eval went.
@@ -100,7 +98,7 @@ fn sanitise(name: &str) -> String {
 }
 
 /// The release row for this eval (model digest and contract read from the ONNX file).
-fn release_row(options: &EvalOptions) -> anyhow::Result<Release> {
+fn release_row(options: &EvalOptions) -> Result<Release> {
     let (policy, model_path, model_digest, contract) = match &options.seat {
         Seat::Expert => (Policy::Expert, None, None, None),
         Seat::Model { path, config } => {
@@ -163,18 +161,20 @@ fn pending_jobs(
     (pending, already)
 }
 
-/// Runs the eval.
-pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
+/// Runs the eval, reporting progress to `progress` (generating the suite's
+/// drives, then the open-loop and the closed-loop runs, one stage each).
+pub fn eval(options: &EvalOptions, progress: &dyn Progress) -> Result<EvalSummary> {
     let suite = &options.suite;
     let mut ledger = Ledger::open(&options.ledger)?;
     let release = ledger.add_release(&release_row(options)?)?;
     // The model's contract, read once (open-loop runs distil with it).
-    let contract: Option<ModelContract> = release
-        .contract
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .context("the release's contract")?;
+    let contract: Option<ModelContract> =
+        release
+            .contract
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .with_context(|| format!("the contract stored with release {}", release.name))?;
     if let Seat::Model { path, .. } = &options.seat {
         // Refuse a model that does not fit the suite's camera before any run.
         let probe =
@@ -195,7 +195,7 @@ pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .filter(|p| model && jobs.iter().any(|j| matches!(j, Job::Open(d) if *d == p.path)))
         .collect();
     if !to_generate.is_empty() {
-        generate_drives(&pool, suite, &to_generate, options.progress)?;
+        generate_drives(&pool, suite, &to_generate, progress)?;
     }
     let mut summary = EvalSummary {
         release: release.clone(),
@@ -208,19 +208,13 @@ pub fn eval(options: &EvalOptions) -> anyhow::Result<EvalSummary> {
     // Open-loop drives first, then the closed-loop runs on their own, so
     // the closed-loop throughput is measured cleanly.
     let (closed, open): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| matches!(j, Job::Closed(_)));
-    let mut errors = run_jobs(&pool, &open, options, contract.as_ref(), &mut ledger, &mut summary)?;
+    let mut errors = run_jobs(&pool, &open, options, contract.as_ref(), &mut ledger, &mut summary, progress)?;
     let started = Instant::now();
-    errors.extend(run_jobs(&pool, &closed, options, contract.as_ref(), &mut ledger, &mut summary)?);
+    errors.extend(run_jobs(&pool, &closed, options, contract.as_ref(), &mut ledger, &mut summary, progress)?);
     summary.closed.1 = started.elapsed().as_secs_f64();
     let jobs = open.len() + closed.len();
     if !errors.is_empty() {
-        bail!(
-            "{} of {} runs could not run (the other runs are recorded in {}; run the same command again to retry): {}",
-            errors.len(),
-            jobs,
-            options.ledger.display(),
-            errors.join("; ")
-        );
+        return Err(HarnessError::RunsFailed { failed: errors, total: jobs, ledger: options.ledger.clone() });
     }
     Ok(summary)
 }
@@ -234,30 +228,24 @@ fn run_jobs(
     contract: Option<&ModelContract>,
     ledger: &mut Ledger,
     summary: &mut EvalSummary,
-) -> anyhow::Result<Vec<String>> {
-    let bar = if options.progress {
-        crate::commands::progress_bar(jobs.len() as u64, "runs")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let (tx, rx) = mpsc::channel::<(String, anyhow::Result<Vec<RunRecord>>)>();
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    progress.start(jobs.len() as u64, "runs");
+    // Bounded: a worker waits rather than pile up results while the ledger commits.
+    let (tx, rx) = sync_channel::<(String, Result<Vec<RunRecord>>)>(options.jobs.max(1) * 2);
     let mut errors = Vec::new();
     let drives_dir = summary.drives_dir.clone();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        scope.spawn(move || {
+    std::thread::scope(|scope| -> Result<()> {
+        std::thread::Builder::new().name("nines-eval-jobs".into()).spawn_scoped(scope, move || {
             pool.install(|| {
                 jobs.par_iter().for_each_with(tx, |tx, job| {
                     // The receiver only goes away when recording failed; that error is reported.
                     let _ = tx.send(run_job(job, options, contract, &drives_dir));
                 });
             });
-        });
-        // Without a terminal (a cluster job's log) the bar is hidden: a line every 5% instead.
-        let every = (jobs.len() / 20).max(1);
-        let mut seen = 0usize;
+        })?;
         for (name, result) in rx {
-            bar.inc(1);
-            seen += 1;
+            progress.advance(1);
             match result {
                 Ok(runs) => {
                     for run in runs {
@@ -266,25 +254,17 @@ fn run_jobs(
                         summary.recorded += 1;
                         ledger.record_run(summary.release.id, &run)?;
                     }
-                    bar.set_message(format!("{} failures", summary.failures));
+                    progress.status(&format!("{} failures", summary.failures));
                 }
                 Err(err) => {
-                    bar.println(format!("error: {name}: {err:#}"));
-                    errors.push(format!("{name}: {err:#}"));
+                    progress.note(&format!("error: {name}: {err}"));
+                    errors.push(format!("{name}: {err}"));
                 }
-            }
-            if options.progress && bar.is_hidden() && (seen.is_multiple_of(every) || seen == jobs.len()) {
-                eprintln!(
-                    "eval {}: {seen}/{} jobs, {} failed runs so far",
-                    summary.release.name,
-                    jobs.len(),
-                    summary.failures
-                );
             }
         }
         Ok(())
     })?;
-    bar.finish_and_clear();
+    progress.finish();
     Ok(errors)
 }
 
@@ -297,7 +277,7 @@ fn run_job(
     options: &EvalOptions,
     contract: Option<&ModelContract>,
     drives_dir: &Path,
-) -> (String, anyhow::Result<Vec<RunRecord>>) {
+) -> (String, Result<Vec<RunRecord>>) {
     match job {
         Job::Closed(run) => (run.key(), closed_record(run, options, drives_dir).map(|r| vec![r])),
         Job::Open(drive) => (drive.display().to_string(), open_records(drive, options, contract)),
@@ -308,7 +288,7 @@ fn open_records(
     drive: &Path,
     options: &EvalOptions,
     contract: Option<&ModelContract>,
-) -> anyhow::Result<Vec<RunRecord>> {
+) -> Result<Vec<RunRecord>> {
     let Seat::Model { path, config } = &options.seat else {
         let prefix = open_prefix(drive);
         return Ok(vec![RunRecord {
@@ -329,14 +309,26 @@ fn open_records(
         }]);
     };
     if !drive.exists() {
-        bail!("{}: no such drive (named in the suite {})", drive.display(), options.suite.path.display());
+        return Err(HarnessError::invalid(format!(
+            "{}: no such drive (named in the suite {})",
+            drive.display(),
+            options.suite.path.display()
+        )));
     }
-    let contract = contract.context("a model release without its contract")?;
-    let checks = check_drive(drive, path, config, contract, &options.suite.thresholds)?;
-    Ok(windows(drive, &checks, &options.suite.thresholds, path))
+    let contract = contract.ok_or_else(|| {
+        HarnessError::invalid(format!("release {}: a model release without its contract", options.release))
+    })?;
+    let checked = check_drive(drive, path, config, contract, &options.suite.thresholds)?;
+    let mut runs = windows(drive, &checked.frames, &options.suite.thresholds, path);
+    // The drive's timing goes with each of its windows (performance only).
+    let timing = inference_metrics(&checked.busy_s, config.safety.inference_deadline_ms);
+    for run in &mut runs {
+        run.metrics.extend(timing.iter().cloned());
+    }
+    Ok(runs)
 }
 
-fn closed_record(run: &ClosedRun, options: &EvalOptions, drives_dir: &Path) -> anyhow::Result<RunRecord> {
+fn closed_record(run: &ClosedRun, options: &EvalOptions, drives_dir: &Path) -> Result<RunRecord> {
     let suite = &options.suite;
     let result = run_closed(suite, run, &options.seat, None)?;
     let mut metrics = result.metrics.clone();
@@ -396,41 +388,35 @@ fn generate_drives(
     pool: &rayon::ThreadPool,
     suite: &Suite,
     missing: &[PendingDrive],
-    progress: bool,
-) -> anyhow::Result<()> {
-    eprintln!(
+    progress: &dyn Progress,
+) -> Result<()> {
+    progress.note(&format!(
         "generating {} open-loop drives for the suite {} (once; they are cached)",
         missing.len(),
         suite.name
-    );
-    let bar = if progress {
-        crate::commands::progress_bar(missing.len() as u64, "drives")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    ));
+    progress.start(missing.len() as u64, "drives");
     pool.install(|| {
-        missing.par_iter().try_for_each(
-            |PendingDrive { family, seed, duration_s, path }| -> anyhow::Result<()> {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                }
-                let options = RecordOptions {
-                    camera: suite.camera.config(),
-                    duration_secs: Some(*duration_s),
-                    ..RecordOptions::default()
-                };
-                // Written aside and renamed, so an interrupted recording is never taken for a drive.
-                // The process id keeps two evals sharing a cache from writing one file.
-                let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
-                record_expert(nines_sim::family(family)?.draw(family, *seed), &partial, &options)
-                    .with_context(|| format!("recording {}", partial.display()))?;
-                std::fs::rename(&partial, path).with_context(|| format!("renaming {}", partial.display()))?;
-                bar.inc(1);
-                Ok(())
-            },
-        )
+        missing.par_iter().try_for_each(|PendingDrive { family, seed, duration_s, path }| -> Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let options = RecordOptions {
+                camera: suite.camera.config(),
+                duration_secs: Some(*duration_s),
+                ..RecordOptions::default()
+            };
+            // Written aside and renamed, so an interrupted recording is never taken for a drive.
+            // The process id keeps two evals sharing a cache from writing one file.
+            let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
+            record_expert(nines_sim::family(family)?.draw(family, *seed), &partial, &options)
+                .with_context(|| format!("recording {}", partial.display()))?;
+            std::fs::rename(&partial, path).with_context(|| format!("renaming {}", partial.display()))?;
+            progress.advance(1);
+            Ok(())
+        })
     })?;
-    bar.finish_and_clear();
+    progress.finish();
     Ok(())
 }
 
