@@ -211,7 +211,7 @@ fn write_checked(
 
     let mut inference = Inference::from_bytes(&bytes, out, &RuntimeModelConfig::default(), Path::new(""))
         .map_err(|source| OffboardError::Runtime {
-            context: "ONNX Runtime refused the exported model".into(),
+            context: "loading the exported model into the runtime for the parity check".into(),
             source: Box::new(source),
         })?;
     let mut parity: Vec<OutputParity> = Vec::new();

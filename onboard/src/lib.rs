@@ -36,6 +36,11 @@ pub mod zenoh_io;
 use std::path::PathBuf;
 
 impl OnboardError {
+    /// A release problem (bundle, key, install root): `path` and what is wrong, with the fix.
+    pub fn release(path: &std::path::Path, detail: impl Into<String>) -> Self {
+        Self::Release { path: path.to_path_buf(), detail: detail.into() }
+    }
+
     /// Maps an I/O error on `path` while doing `what`.
     pub fn io(path: &std::path::Path, what: &str) -> impl FnOnce(std::io::Error) -> Self + use<> {
         let (path, what) = (path.to_path_buf(), what.to_owned());

@@ -74,8 +74,6 @@ pub struct Pipeline {
     last_step_ns: Option<u64>,
     period_s: f64,
     stop_decel: f64,
-    /// `Some(latency)` in lockstep: the latency the deadline check assumes, s.
-    lockstep_latency_s: Option<f64>,
 }
 
 impl Pipeline {
@@ -98,16 +96,12 @@ impl Pipeline {
             template: Prediction::new(&contract.plan_times_secs),
             inference,
             controller: Controller::new(config.controller, config.vehicle.clone()),
-            safety: SafetyMonitor::new(config.safety),
+            safety: SafetyMonitor::new(config.safety, pacing == Pacing::Lockstep),
             latest: None,
             last_frame_ns: None,
             last_step_ns: None,
             period_s: config.control_period_s(),
             stop_decel: config.safety.stop_decel_mps2,
-            lockstep_latency_s: match pacing {
-                Pacing::Lockstep => Some(config.safety.lockstep_latency_s()),
-                Pacing::Realtime => None,
-            },
         })
     }
 
@@ -202,8 +196,7 @@ impl Pipeline {
             return self.safety.check_failed_frame(Fault::Inference, frame.stamp_ns);
         }
         *prediction = Some(p);
-        let latency_s = self.lockstep_latency_s.unwrap_or(*busy_s);
-        let v = self.safety.check_frame(&p, latency_s, quality.complete, speed_mps);
+        let v = self.safety.check_frame(&p, *busy_s, quality.complete, speed_mps);
         if v.is_none() {
             self.latest = Some(p);
         }

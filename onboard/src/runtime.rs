@@ -74,6 +74,15 @@ pub struct RunReport {
     pub recorded: Vec<PathBuf>,
 }
 
+/// The `q` quantile (0..=1) of `values`, sorting them: the value at rank
+/// round((n - 1) q); 0 when there is none. Latency reports (the runtime's,
+/// its benchmark's, the harness's) all use this one rule.
+pub fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len().max(1) - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    values.get(rank).copied().unwrap_or(0.0)
+}
+
 /// Shared controls of a running runtime.
 #[derive(Debug, Default)]
 pub struct Controls {
@@ -516,5 +525,20 @@ fn diagnostics(out: &StepOutput, provider: &str, digest: &str, busy_s: f64, fram
                 ],
             },
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_take_the_value_at_the_rounded_rank() {
+        let mut v = [5.0, 1.0, 3.0, 2.0];
+        // Sorted 1, 2, 3, 5: the median rank is round(1.5) = 2.
+        assert!((percentile(&mut v, 0.5) - 3.0).abs() < 1e-12);
+        assert!((percentile(&mut v, 0.0) - 1.0).abs() < 1e-12);
+        assert!((percentile(&mut v, 1.0) - 5.0).abs() < 1e-12);
+        assert!(percentile(&mut [], 0.5).abs() < 1e-12, "nothing measured is 0");
     }
 }

@@ -82,12 +82,15 @@ pub struct SafetyMonitor {
     good_run: u32,
     last_plan_end: Option<[f32; 2]>,
     stops: u32,
+    lockstep: bool,
 }
 
 impl SafetyMonitor {
-    /// A monitor in standby (requested when `engage_on_start`).
+    /// A monitor in standby (requested when `engage_on_start`). With
+    /// `lockstep`, the deadline is judged on `lockstep_latency_ms`, never on
+    /// the measured time (see [`Self::check_frame`]).
     #[must_use]
-    pub fn new(config: SafetyConfig) -> Self {
+    pub fn new(config: SafetyConfig, lockstep: bool) -> Self {
         Self {
             requested: config.engage_on_start,
             config,
@@ -95,6 +98,20 @@ impl SafetyMonitor {
             good_run: 0,
             last_plan_end: None,
             stops: 0,
+            lockstep,
+        }
+    }
+
+    /// Whether a frame overran the inference deadline, and the latency that
+    /// did, s. In real time the measured `busy_s` decides; in lockstep the
+    /// configured `lockstep_latency_ms` (compared in ms, as configured, so
+    /// a latency equal to the deadline never trips).
+    fn overrun(&self, busy_s: f64) -> Option<f64> {
+        let deadline_ms = self.config.inference_deadline_ms;
+        match (self.lockstep, self.config.lockstep_latency_ms) {
+            (true, None) => None,
+            (true, Some(ms)) => (ms > deadline_ms).then_some(ms / 1e3),
+            (false, _) => (busy_s * 1e3 > deadline_ms).then_some(busy_s),
         }
     }
 
@@ -127,7 +144,8 @@ impl SafetyMonitor {
         self.stops
     }
 
-    /// Checks a new prediction. `busy_s` is preprocess plus inference time.
+    /// Checks a new prediction. `busy_s` is preprocess plus inference time
+    /// as measured (it decides the deadline only in real time).
     /// Returns the violation, if any (whether or not it stopped the vehicle:
     /// compare [`Self::mode`] before and after).
     pub fn check_frame(
@@ -138,14 +156,14 @@ impl SafetyMonitor {
         speed: f64,
     ) -> Option<Violation> {
         let stamp_ns = prediction.stamp_ns;
-        let fault =
-            self.output_fault(prediction, speed).or(if busy_s * 1e3 > self.config.inference_deadline_ms {
-                Some((Fault::Deadline, busy_s))
-            } else if history_complete {
-                None
-            } else {
-                Some((Fault::History, 0.0))
-            });
+        let overrun = self.overrun(busy_s);
+        let fault = self.output_fault(prediction, speed).or(if let Some(latency_s) = overrun {
+            Some((Fault::Deadline, latency_s))
+        } else if history_complete {
+            None
+        } else {
+            Some((Fault::History, 0.0))
+        });
         if let Some((fault, value)) = fault {
             return self.violate(Violation { fault, stamp_ns, value });
         }
@@ -228,7 +246,8 @@ mod tests {
     }
 
     fn engaged() -> SafetyMonitor {
-        let mut m = SafetyMonitor::new(SafetyConfig { reengage_good_frames: 2, ..SafetyConfig::default() });
+        let mut m =
+            SafetyMonitor::new(SafetyConfig { reengage_good_frames: 2, ..SafetyConfig::default() }, false);
         for _ in 0..2 {
             assert_eq!(m.check_frame(&plan(10.0), 0.01, true, 5.0), None);
         }
@@ -256,6 +275,31 @@ mod tests {
         let mut m = engaged();
         assert_eq!(m.check_tick(1_200_000_000, Some(1_000_000_000)), None);
         assert_eq!(m.check_tick(1_400_000_000, Some(1_000_000_000)).map(|v| v.fault), Some(Fault::FrameAge));
+    }
+
+    #[test]
+    fn in_lockstep_the_configured_latency_decides_the_deadline_in_milliseconds() {
+        // 63.7 ms: (63.7 / 1e3) * 1e3 is above 63.7 in f64, so a round trip
+        // through seconds would trip a latency equal to the deadline.
+        let config = |latency: Option<f64>| SafetyConfig {
+            inference_deadline_ms: 63.7,
+            lockstep_latency_ms: latency,
+            reengage_good_frames: 1,
+            ..SafetyConfig::default()
+        };
+        for latency in [None, Some(63.7), Some(1.0)] {
+            let mut m = SafetyMonitor::new(config(latency), true);
+            // Measured 10 s: the wall clock never decides in lockstep.
+            assert_eq!(m.check_frame(&plan(10.0), 10.0, true, 5.0), None, "{latency:?}");
+            assert!(m.engaged());
+        }
+        let mut m = SafetyMonitor::new(config(Some(63.8)), true);
+        let v = m.check_frame(&plan(10.0), 0.001, true, 5.0).expect("a configured overrun");
+        assert_eq!(v.fault, Fault::Deadline);
+        assert!((v.value - 0.0638).abs() < 1e-12, "the configured latency, s: {}", v.value);
+        // In real time the measured time decides.
+        let mut m = SafetyMonitor::new(config(Some(1.0)), false);
+        assert_eq!(m.check_frame(&plan(10.0), 0.1, true, 5.0).map(|v| v.fault), Some(Fault::Deadline));
     }
 
     #[test]

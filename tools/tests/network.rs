@@ -266,7 +266,6 @@ fn nines_net_lists_the_ros_graph_and_echoes_a_topic() {
     }
 }
 
-/// The runtime in process, on zenoh, until its source ends.
 /// The runtime in real time on its own thread, as a zenoh client of `port`.
 fn spawn_realtime_runtime(
     port: u16,
@@ -280,6 +279,7 @@ fn spawn_realtime_runtime(
         .unwrap()
 }
 
+/// The runtime in process, on zenoh, until its source ends.
 fn run_runtime(net: &NetworkConfig, model: &Path, pacing: Pacing, seen: Sink) -> runtime::RunReport {
     let config = vehicle_config(net.clone());
     let node = Node::open(net, &config.base_dir).unwrap();

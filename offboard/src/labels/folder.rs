@@ -1,8 +1,8 @@
 //! A label folder being filled: open it under a contract (refusing one made
 //! under another), add drives to it (digest, resume, distil, shard, index),
-//! and read its index. `nines distill`, `nines demo` and the data engine
-//! all label drives through this one type, so a folder is always laid out,
-//! named and resumed the same way.
+//! and read its index. `nines distill` and `nines demo` (and the planned
+//! data engine) label drives through this one type, so a folder is always
+//! laid out, named and resumed the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -126,17 +126,15 @@ pub(super) fn run(args: &Args) -> crate::Result<()> {
     };
     let report = runtime::run(&config, source, &model, &options, controls, sink)?;
     let mut latency = report.latency_s.clone();
-    latency.sort_by(f64::total_cmp);
-    let pct =
-        |q: f64| latency.get(((latency.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |v| v * 1e3);
+    let (p50, p99) = (runtime::percentile(&mut latency, 0.5), runtime::percentile(&mut latency, 0.99));
     eprintln!(
         "{} frames, {} commands, {} event(s), provider {}, capture-to-publish p50 {:.2} ms p99 {:.2} ms",
         report.frames,
         report.commands,
         report.events.len(),
         report.provider,
-        pct(0.5),
-        pct(0.99)
+        p50 * 1e3,
+        p99 * 1e3
     );
     for e in &report.events {
         eprintln!("  event at {:.3} s: {}", e.header.stamp.as_nanos() as f64 / 1e9, e.detail);

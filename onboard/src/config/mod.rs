@@ -231,14 +231,6 @@ pub struct SafetyConfig {
     pub engage_on_start: bool,
 }
 
-impl SafetyConfig {
-    /// The latency a lockstep run assumes for the deadline check, s.
-    #[must_use]
-    pub fn lockstep_latency_s(&self) -> f64 {
-        self.lockstep_latency_ms.unwrap_or(self.inference_deadline_ms) / 1e3
-    }
-}
-
 /// `[recording]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -455,9 +447,11 @@ impl Config {
             ("safety.max_plan_range_m", self.safety.max_plan_range_m),
             ("safety.max_plan_jump_m", self.safety.max_plan_jump_m),
             ("safety.stop_decel_mps2", self.safety.stop_decel_mps2),
-            ("safety.lockstep_latency_ms", self.safety.lockstep_latency_s() * 1e3),
         ];
-        for (key, value) in positive {
+        let optional = [("safety.lockstep_latency_ms", self.safety.lockstep_latency_ms)];
+        for (key, value) in
+            positive.into_iter().chain(optional.into_iter().filter_map(|(k, v)| Some((k, v?))))
+        {
             if !(value.is_finite() && value > 0.0) {
                 return Err(bad(key, &format!("must be a positive number, got {value}")));
             }

@@ -127,10 +127,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-fn bundle_error(path: &Path, detail: impl Into<String>) -> OnboardError {
-    OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
-}
-
 /// Writes a bundle: `files` (path, bytes) must be exactly the manifest's
 /// files, in its order.
 ///
@@ -148,13 +144,15 @@ pub fn write(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)], key: 
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, path, bytes)
     };
-    append(MANIFEST, &manifest_json, 0o644).map_err(|e| bundle_error(out, format!("packing: {e}")))?;
+    append(MANIFEST, &manifest_json, 0o644)
+        .map_err(|e| OnboardError::release(out, format!("packing: {e}")))?;
     for ((path, bytes), entry) in files.iter().zip(&manifest.files) {
-        append(path, bytes, entry.mode).map_err(|e| bundle_error(out, format!("packing {path}: {e}")))?;
+        append(path, bytes, entry.mode)
+            .map_err(|e| OnboardError::release(out, format!("packing {path}: {e}")))?;
     }
-    let tar = tar.into_inner().map_err(|e| bundle_error(out, format!("packing: {e}")))?;
+    let tar = tar.into_inner().map_err(|e| OnboardError::release(out, format!("packing: {e}")))?;
     let payload =
-        zstd::bulk::compress(&tar, 9).map_err(|e| bundle_error(out, format!("compressing: {e}")))?;
+        zstd::bulk::compress(&tar, 9).map_err(|e| OnboardError::release(out, format!("compressing: {e}")))?;
     let mut bytes = Vec::with_capacity(HEADER + payload.len() + SIGNATURE);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(key.verifying_key().as_bytes());
@@ -170,7 +168,7 @@ pub fn write(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)], key: 
         file.sync_all()?;
         std::fs::rename(&part, out)
     };
-    write().map_err(|e| bundle_error(out, format!("writing: {e}")))
+    write().map_err(|e| OnboardError::release(out, format!("writing: {e}")))
 }
 
 /// A bundle whose signature and files have been checked.
@@ -193,15 +191,15 @@ pub fn peek(path: &Path) -> Result<Manifest> {
     let bytes = read(path)?;
     let (_, signed, _) = split(path, &bytes)?;
     let payload = &signed[HEADER..];
-    let damaged = |e: std::io::Error| bundle_error(path, format!("the bundle is damaged: {e}"));
+    let damaged = |e: std::io::Error| OnboardError::release(path, format!("the bundle is damaged: {e}"));
     let decoder = zstd::stream::Decoder::new(payload).map_err(damaged)?;
     let mut archive = tar::Archive::new(decoder);
     let mut entries = archive.entries().map_err(damaged)?;
     let mut first =
-        entries.next().ok_or_else(|| bundle_error(path, "the bundle is empty"))?.map_err(damaged)?;
+        entries.next().ok_or_else(|| OnboardError::release(path, "the bundle is empty"))?.map_err(damaged)?;
     let mut json = Vec::new();
     first.read_to_end(&mut json).map_err(damaged)?;
-    serde_json::from_slice(&json).map_err(|e| bundle_error(path, format!("{MANIFEST}: {e}")))
+    serde_json::from_slice(&json).map_err(|e| OnboardError::release(path, format!("{MANIFEST}: {e}")))
 }
 
 /// Reads `path`, checks its signature against `trusted`, then every file
@@ -211,7 +209,7 @@ pub fn verify(path: &Path, trusted: &VerifyingKey) -> Result<Verified> {
     let (public, signed, signature) = split(path, &bytes)?;
     let signer = VerifyingKey::from_bytes(public).map_or_else(|_| "invalid".into(), |k| fingerprint(&k));
     if public != trusted.as_bytes() {
-        return Err(bundle_error(
+        return Err(OnboardError::release(
             path,
             format!(
                 "signed by key {signer}, but the trusted key is {}: sign it with the fleet key (`nines bundle --key`), \
@@ -221,26 +219,26 @@ pub fn verify(path: &Path, trusted: &VerifyingKey) -> Result<Verified> {
         ));
     }
     trusted.verify_strict(signed, &Signature::from_bytes(signature)).map_err(|_| {
-        bundle_error(path, "the signature does not match the bundle: it was changed after signing, or is damaged; refusing it")
+        OnboardError::release(path, "the signature does not match the bundle: it was changed after signing, or is damaged; refusing it")
     })?;
     let (manifest, manifest_json, files) = unpack_payload(path, &signed[HEADER..])?;
     Ok(Verified { manifest, manifest_json, files, signer })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| bundle_error(path, format!("cannot read the bundle: {e}")))
+    std::fs::read(path).map_err(|e| OnboardError::release(path, format!("cannot read the bundle: {e}")))
 }
 
 /// The signer's key, the signed part (header and payload), and the signature.
 fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8; 32], &'a [u8], &'a [u8; 64])> {
     if !bytes.starts_with(MAGIC) {
-        return Err(bundle_error(
+        return Err(OnboardError::release(
             path,
             "not a nines bundle (no `nines-bundle 1` header); make one with `nines bundle`",
         ));
     }
     if bytes.len() < HEADER + SIGNATURE {
-        return Err(bundle_error(path, "the bundle is cut short: copy it again"));
+        return Err(OnboardError::release(path, "the bundle is cut short: copy it again"));
     }
     let (signed, signature) = bytes.split_at(bytes.len() - SIGNATURE);
     let public = signed[MAGIC.len()..HEADER].try_into().expect("32 bytes");
@@ -251,14 +249,15 @@ type Unpacked = (Manifest, Vec<u8>, Vec<Vec<u8>>);
 
 fn unpack_payload(path: &Path, payload: &[u8]) -> Result<Unpacked> {
     let tar = zstd::stream::decode_all(payload)
-        .map_err(|e| bundle_error(path, format!("the payload does not decompress: {e}")))?;
+        .map_err(|e| OnboardError::release(path, format!("the payload does not decompress: {e}")))?;
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut entries = Vec::new();
-    let damaged = |e: std::io::Error| bundle_error(path, format!("the payload is not a valid archive: {e}"));
+    let damaged =
+        |e: std::io::Error| OnboardError::release(path, format!("the payload is not a valid archive: {e}"));
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
-            return Err(bundle_error(path, "the payload holds something other than plain files"));
+            return Err(OnboardError::release(path, "the payload holds something other than plain files"));
         }
         let name = entry.path().map_err(damaged)?.to_string_lossy().into_owned();
         let mode = entry.header().mode().map_err(damaged)?;
@@ -268,14 +267,17 @@ fn unpack_payload(path: &Path, payload: &[u8]) -> Result<Unpacked> {
     }
     let mut entries = entries.into_iter();
     let Some((name, _, manifest_json)) = entries.next().filter(|(name, _, _)| name == MANIFEST) else {
-        return Err(bundle_error(path, format!("the payload does not start with {MANIFEST}")));
+        return Err(OnboardError::release(path, format!("the payload does not start with {MANIFEST}")));
     };
     debug_assert_eq!(name, MANIFEST);
     let manifest: Manifest = serde_json::from_slice(&manifest_json).map_err(|e| {
-        bundle_error(path, format!("{MANIFEST}: {e}; this nines is too old or the bundle is damaged"))
+        OnboardError::release(
+            path,
+            format!("{MANIFEST}: {e}; this nines is too old or the bundle is damaged"),
+        )
     })?;
     if manifest.format != FORMAT {
-        return Err(bundle_error(
+        return Err(OnboardError::release(
             path,
             format!(
                 "{MANIFEST}: format {} where this runtime reads {FORMAT}; update the installed runtime",
@@ -286,7 +288,7 @@ fn unpack_payload(path: &Path, payload: &[u8]) -> Result<Unpacked> {
     let entries: Vec<(String, u32, Vec<u8>)> = entries.collect();
     for ((name, mode, _), entry) in entries.iter().zip(&manifest.files) {
         if *name != entry.path || *mode != entry.mode {
-            return Err(bundle_error(
+            return Err(OnboardError::release(
                 path,
                 format!("payload entry {name} does not match the manifest's {}", entry.path),
             ));
@@ -304,15 +306,18 @@ fn check_manifest<'a>(
     path: &Path,
 ) -> Result<()> {
     if files.len() != manifest.files.len() {
-        return Err(bundle_error(
+        return Err(OnboardError::release(
             path,
             format!("{} files where the manifest lists {}", files.len(), manifest.files.len()),
         ));
     }
     for ((name, bytes), entry) in files.zip(&manifest.files) {
-        safe_relative(&entry.path).map_err(|detail| bundle_error(path, detail))?;
+        safe_relative(&entry.path).map_err(|detail| OnboardError::release(path, detail))?;
         if name != entry.path || bytes.len() as u64 != entry.size || sha256_hex(bytes) != entry.sha256 {
-            return Err(bundle_error(path, format!("{name} does not match its SHA-256 in the manifest")));
+            return Err(OnboardError::release(
+                path,
+                format!("{name} does not match its SHA-256 in the manifest"),
+            ));
         }
     }
     Ok(())

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::bundle::{self, MANIFEST, Manifest, Verified};
 use super::health::{Health, check_health, systemctl};
 use super::keys;
-use super::layout::{Layout, install_error, io_error, release_ids, sync_dir, write_atomic};
+use super::layout::{Layout, release_ids, sync_dir, write_atomic};
 use super::status::intact;
-use crate::Result;
+use crate::{OnboardError, Result};
 
 /// Install settings.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ pub fn provision_key(root: &Path, pubkey: &Path) -> Result<()> {
     if layout.key().exists() {
         let installed = keys::read_verifying_key(&layout.key())?;
         if installed != key {
-            return Err(install_error(
+            return Err(OnboardError::release(
                 &layout.key(),
                 format!(
                     "this target trusts fleet key {}, not {} ({}); replace keys/fleet.pub by hand to re-provision it",
@@ -149,8 +149,8 @@ pub fn provision_key(root: &Path, pubkey: &Path) -> Result<()> {
         return Ok(());
     }
     let dir = layout.root.join("keys");
-    std::fs::create_dir_all(&dir).map_err(io_error(&dir, "creating"))?;
-    let bytes = std::fs::read(pubkey).map_err(io_error(pubkey, "reading"))?;
+    std::fs::create_dir_all(&dir).map_err(OnboardError::io(&dir, "creating"))?;
+    let bytes = std::fs::read(pubkey).map_err(OnboardError::io(pubkey, "reading"))?;
     write_atomic(&layout.key(), &bytes)
 }
 
@@ -165,16 +165,16 @@ pub fn install(bundle_path: &Path, root: &Path, options: &InstallOptions) -> Res
     let manifest = &verified.manifest;
     check_architecture(manifest, &options.health, bundle_path)?;
     if !root.is_dir() {
-        return Err(install_error(
+        return Err(OnboardError::release(
             root,
             "no such folder: create the install root (and provision keys/fleet.pub) first",
         ));
     }
     // One install at a time: an advisory lock on the root, released by the
     // kernel however this process ends.
-    let lock = std::fs::File::open(root).map_err(io_error(root, "opening the root"))?;
+    let lock = std::fs::File::open(root).map_err(OnboardError::io(root, "opening the root"))?;
     lock.try_lock()
-        .map_err(|_| install_error(root, "another install is running on this root; wait for it"))?;
+        .map_err(|_| OnboardError::release(root, "another install is running on this root; wait for it"))?;
 
     let previous = layout.current_id();
     let mut steps = Steps::new();
@@ -223,7 +223,7 @@ fn check_architecture(manifest: &Manifest, health: &Health, bundle: &Path) -> Re
     let arch = manifest.target.split('-').next().unwrap_or_default();
     let runner = matches!(health, Health::SelfTest { runner, .. } if !runner.is_empty());
     if arch != std::env::consts::ARCH && !runner {
-        return Err(install_error(
+        return Err(OnboardError::release(
             bundle,
             format!(
                 "the release is built for {}, this machine is {}: install it on such a robot, or give the self-test \
@@ -241,14 +241,14 @@ fn stage(layout: &Layout, verified: &Verified, steps: &mut Steps) -> Result<()> 
     let manifest = &verified.manifest;
     let releases = layout.releases();
     if !releases.is_dir() {
-        std::fs::create_dir_all(&releases).map_err(io_error(&releases, "creating"))?;
+        std::fs::create_dir_all(&releases).map_err(OnboardError::io(&releases, "creating"))?;
         steps.step();
     }
     // Half-written releases from an install that was stopped.
-    for entry in std::fs::read_dir(&releases).map_err(io_error(&releases, "listing"))?.flatten() {
+    for entry in std::fs::read_dir(&releases).map_err(OnboardError::io(&releases, "listing"))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(".staging-") {
             std::fs::remove_dir_all(entry.path())
-                .map_err(io_error(&entry.path(), "removing a stale staging folder"))?;
+                .map_err(OnboardError::io(&entry.path(), "removing a stale staging folder"))?;
             steps.step();
         }
     }
@@ -260,20 +260,20 @@ fn stage(layout: &Layout, verified: &Verified, steps: &mut Steps) -> Result<()> 
         remove_release(layout, &manifest.id, steps)?;
     }
     let staging = releases.join(format!(".staging-{}", manifest.id));
-    std::fs::create_dir(&staging).map_err(io_error(&staging, "creating"))?;
+    std::fs::create_dir(&staging).map_err(OnboardError::io(&staging, "creating"))?;
     steps.step();
     let files = manifest.files.iter().map(|e| (e.path.as_str(), e.mode)).chain([(MANIFEST, 0o644)]);
     let contents = verified.files.iter().chain([&verified.manifest_json]);
     for ((path, mode), bytes) in files.zip(contents) {
         let target = staging.join(path);
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(io_error(dir, "creating"))?;
+            std::fs::create_dir_all(dir).map_err(OnboardError::io(dir, "creating"))?;
         }
         write_file(&target, bytes, mode)?;
         steps.step();
     }
     sync_tree(&staging)?;
-    std::fs::rename(&staging, &dest).map_err(io_error(&dest, "naming the release"))?;
+    std::fs::rename(&staging, &dest).map_err(OnboardError::io(&dest, "naming the release"))?;
     sync_dir(&releases)?;
     steps.step();
     Ok(())
@@ -287,13 +287,13 @@ fn point_current(layout: &Layout, id: Option<&str>, steps: &mut Steps) -> Result
             let next = layout.root.join(".current.next");
             let _ = std::fs::remove_file(&next);
             std::os::unix::fs::symlink(Path::new("releases").join(id), &next)
-                .map_err(io_error(&next, "creating the symlink"))?;
+                .map_err(OnboardError::io(&next, "creating the symlink"))?;
             steps.step();
-            std::fs::rename(&next, &current).map_err(io_error(&current, "switching"))?;
+            std::fs::rename(&next, &current).map_err(OnboardError::io(&current, "switching"))?;
         }
         None => {
             if std::fs::symlink_metadata(&current).is_ok() {
-                std::fs::remove_file(&current).map_err(io_error(&current, "removing"))?;
+                std::fs::remove_file(&current).map_err(OnboardError::io(&current, "removing"))?;
             }
         }
     }
@@ -307,9 +307,9 @@ fn remove_release(layout: &Layout, id: &str, steps: &mut Steps) -> Result<()> {
     // Renamed out of the way first, so a stopped removal leaves a staging
     // folder (cleaned by the next install), never a half release by its name.
     let doomed = layout.releases().join(format!(".staging-removed-{id}"));
-    std::fs::rename(&dir, &doomed).map_err(io_error(&dir, "moving aside"))?;
+    std::fs::rename(&dir, &doomed).map_err(OnboardError::io(&dir, "moving aside"))?;
     steps.step();
-    std::fs::remove_dir_all(&doomed).map_err(io_error(&doomed, "removing"))?;
+    std::fs::remove_dir_all(&doomed).map_err(OnboardError::io(&doomed, "removing"))?;
     steps.step();
     Ok(())
 }
@@ -341,10 +341,10 @@ fn journal(layout: &Layout, id: &str, event: &str, previous: Option<&str>, steps
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(io_error(&path, "opening the journal"))?;
+        .map_err(OnboardError::io(&path, "opening the journal"))?;
     writeln!(file, "{line}")
         .and_then(|()| file.sync_all())
-        .map_err(io_error(&path, "writing the journal"))?;
+        .map_err(OnboardError::io(&path, "writing the journal"))?;
     steps.step();
     Ok(())
 }
@@ -356,15 +356,15 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(io_error(path, "creating"))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error(path, "writing"))?;
+        .map_err(OnboardError::io(path, "creating"))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(OnboardError::io(path, "writing"))?;
     // The umask may have narrowed the mode.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_error(path, "setting the mode"))
+        .map_err(OnboardError::io(path, "setting the mode"))
 }
 
 fn sync_tree(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir, "listing"))?.flatten() {
+    for entry in std::fs::read_dir(dir).map_err(OnboardError::io(dir, "listing"))?.flatten() {
         if entry.path().is_dir() {
             sync_tree(&entry.path())?;
         }

@@ -14,22 +14,18 @@ use sha2::{Digest, Sha256};
 
 use crate::{OnboardError, Result};
 
-fn key_error(path: &Path, detail: impl Into<String>) -> OnboardError {
-    OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
-}
-
 /// Writes a new key pair: `PREFIX.key` (secret, mode 0600) and `PREFIX.pub`.
 /// Refuses to overwrite either file.
 pub fn generate(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
-        .map_err(|e| key_error(prefix, format!("the system's random source failed: {e}")))?;
+        .map_err(|e| OnboardError::release(prefix, format!("the system's random source failed: {e}")))?;
     let key = SigningKey::from_bytes(&seed);
     let secret = PathBuf::from(format!("{}.key", prefix.display()));
     let public = PathBuf::from(format!("{}.pub", prefix.display()));
     for path in [&secret, &public] {
         if path.exists() {
-            return Err(key_error(
+            return Err(OnboardError::release(
                 path,
                 "already exists; a fleet key is never overwritten: choose another --out",
             ));
@@ -38,11 +34,11 @@ pub fn generate(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
     // PKCS#8 v1 (no embedded public key): the form OpenSSL 3.0 reads and writes.
     let secret_pem = KeypairBytes { secret_key: key.to_bytes(), public_key: None }
         .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| key_error(&secret, format!("encoding the secret key: {e}")))?;
+        .map_err(|e| OnboardError::release(&secret, format!("encoding the secret key: {e}")))?;
     let public_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| key_error(&public, format!("encoding the public key: {e}")))?;
+        .map_err(|e| OnboardError::release(&public, format!("encoding the public key: {e}")))?;
     write_new(&secret, secret_pem.as_bytes(), 0o600)?;
     write_new(&public, public_pem.as_bytes(), 0o644)?;
     Ok((secret, public))
@@ -55,17 +51,22 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| key_error(path, format!("cannot create: {e}")))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| key_error(path, format!("writing: {e}")))
+        .map_err(|e| OnboardError::release(path, format!("cannot create: {e}")))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| OnboardError::release(path, format!("writing: {e}")))
 }
 
 /// Reads a secret key written by [`generate`] (or `openssl genpkey -algorithm ed25519`).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        key_error(path, format!("cannot read the signing key: {e}; make one with `nines keygen --out fleet`"))
+        OnboardError::release(
+            path,
+            format!("cannot read the signing key: {e}; make one with `nines keygen --out fleet`"),
+        )
     })?;
     SigningKey::from_pkcs8_pem(&text).map_err(|e| {
-        key_error(
+        OnboardError::release(
             path,
             format!("not an ed25519 secret key in PKCS#8 PEM ({e}); give the .key that `nines keygen` wrote"),
         )
@@ -75,13 +76,13 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
 /// Reads a public key written by [`generate`] (or `openssl pkey -pubout`).
 pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        key_error(
+        OnboardError::release(
             path,
             format!("cannot read the fleet public key: {e}; give the .pub that `nines keygen` wrote"),
         )
     })?;
     VerifyingKey::from_public_key_pem(&text).map_err(|e| {
-        key_error(
+        OnboardError::release(
             path,
             format!("not an ed25519 public key in PEM ({e}); give the .pub that `nines keygen` wrote"),
         )

@@ -62,14 +62,6 @@ impl Layout {
     }
 }
 
-pub(crate) fn install_error(path: &Path, detail: impl Into<String>) -> OnboardError {
-    OnboardError::Release { path: path.to_path_buf(), detail: detail.into() }
-}
-
-pub(crate) fn io_error(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> OnboardError + use<> {
-    OnboardError::io(path, what)
-}
-
 /// The installed release ids, oldest first.
 pub(crate) fn release_ids(layout: &Layout) -> Result<Vec<String>> {
     let releases = layout.releases();
@@ -81,7 +73,7 @@ pub(crate) fn release_ids(layout: &Layout) -> Result<Vec<String>> {
             .filter(|n| !n.starts_with('.'))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_error(&releases, "listing")(e)),
+        Err(e) => return Err(OnboardError::io(&releases, "listing")(e)),
     };
     ids.sort();
     Ok(ids)
@@ -96,10 +88,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(io_error(path, "writing"))?;
+    write().map_err(OnboardError::io(path, "writing"))?;
     path.parent().map_or(Ok(()), sync_dir)
 }
 
+/// Syncs a folder, so a rename or a new file in it survives a power cut.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir, "syncing"))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(OnboardError::io(dir, "syncing"))
 }

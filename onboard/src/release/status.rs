@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::bundle::{self, MANIFEST, Manifest};
 use super::keys;
-use super::layout::{Layout, install_error, io_error, release_ids};
-use crate::Result;
+use super::layout::{Layout, release_ids};
+use crate::{OnboardError, Result};
 
 /// What is wrong with an installed release, compared with its manifest: empty when intact.
 #[must_use]
@@ -40,8 +40,9 @@ pub fn intact(dir: &Path, manifest: &Manifest) -> Vec<String> {
 /// Reads an installed release's manifest.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read(&path).map_err(io_error(&path, "reading"))?;
-    serde_json::from_slice(&text).map_err(|e| install_error(&path, format!("not a nines manifest: {e}")))
+    let text = std::fs::read(&path).map_err(OnboardError::io(&path, "reading"))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| OnboardError::release(&path, format!("not a nines manifest: {e}")))
 }
 
 /// What is installed under a root.
@@ -82,7 +83,7 @@ pub struct ReleaseStatus {
 pub fn status(root: &Path) -> Result<Status> {
     let layout = Layout::new(root);
     if !root.is_dir() {
-        return Err(install_error(root, "no such folder: nothing is installed here (give --root)"));
+        return Err(OnboardError::release(root, "no such folder: nothing is installed here (give --root)"));
     }
     let fleet_key = keys::read_verifying_key(&layout.key()).ok().map(|k| keys::fingerprint(&k));
     let current = match layout.current_id() {

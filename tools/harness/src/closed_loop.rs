@@ -137,8 +137,8 @@ pub fn inference_metrics(busy_s: &[f64], deadline_ms: f64) -> Vec<(String, f64)>
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     vec![
         ("inference_mean_ms".to_string(), mean),
-        ("inference_p50_ms".to_string(), crate::report::percentile(&mut ms, 0.5)),
-        ("inference_p99_ms".to_string(), crate::report::percentile(&mut ms, 0.99)),
+        ("inference_p50_ms".to_string(), nines_onboard::runtime::percentile(&mut ms, 0.5)),
+        ("inference_p99_ms".to_string(), nines_onboard::runtime::percentile(&mut ms, 0.99)),
         ("inference_max_ms".to_string(), ms.last().copied().unwrap_or(0.0)),
         ("inference_deadline_ms".to_string(), deadline_ms),
     ]

@@ -236,14 +236,17 @@ fn run_jobs(
     let mut errors = Vec::new();
     let drives_dir = summary.drives_dir.clone();
     std::thread::scope(|scope| -> Result<()> {
-        std::thread::Builder::new().name("nines-eval-jobs".into()).spawn_scoped(scope, move || {
-            pool.install(|| {
-                jobs.par_iter().for_each_with(tx, |tx, job| {
-                    // The receiver only goes away when recording failed; that error is reported.
-                    let _ = tx.send(run_job(job, options, contract, &drives_dir));
+        std::thread::Builder::new()
+            .name("nines-eval-jobs".into())
+            .spawn_scoped(scope, move || {
+                pool.install(|| {
+                    jobs.par_iter().for_each_with(tx, |tx, job| {
+                        // The receiver only goes away when recording failed; that error is reported.
+                        let _ = tx.send(run_job(job, options, contract, &drives_dir));
+                    });
                 });
-            });
-        })?;
+            })
+            .context("starting the eval's job thread")?;
         for (name, result) in rx {
             progress.advance(1);
             match result {
@@ -320,10 +323,10 @@ fn open_records(
     })?;
     let checked = check_drive(drive, path, config, contract, &options.suite.thresholds)?;
     let mut runs = windows(drive, &checked.frames, &options.suite.thresholds, path);
-    // The drive's timing goes with each of its windows (performance only).
-    let timing = inference_metrics(&checked.busy_s, config.safety.inference_deadline_ms);
-    for run in &mut runs {
-        run.metrics.extend(timing.iter().cloned());
+    // The drive's timing goes with its first window only, so a long drive
+    // counts once in the report's inference figures (performance only).
+    if let Some(first) = runs.first_mut() {
+        first.metrics.extend(inference_metrics(&checked.busy_s, config.safety.inference_deadline_ms));
     }
     Ok(runs)
 }

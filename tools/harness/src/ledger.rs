@@ -231,7 +231,10 @@ impl Ledger {
         }
         self.conn.execute_batch(SCHEMA).with_context(damaged)?;
         self.conn
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA foreign_keys = ON;"))?;
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA foreign_keys = ON;"))
+            .with_context(|| {
+                format!("{}: writing the ledger's schema version (is it read-only?)", self.path.display())
+            })?;
         Ok(())
     }
 

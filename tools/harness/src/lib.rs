@@ -6,8 +6,8 @@
 //! their lidar labels, [`open_loop`]) into the SQLite [`ledger`], one row
 //! per run; [`stats`] turns failures into rates, bounds and demonstrated
 //! nines; [`report`] shows them and gates a candidate against its baseline.
-//! Progress is reported through [`Progress`], so the CLI, the data engine
-//! and tests each show it their own way.
+//! Progress is reported through [`Progress`], so the CLI, tests (and the
+//! planned data engine) each show it their own way.
 //!
 //! Depends on datasets, sim, the onboard runtime (without its release,
 //! zenoh or OpenCV parts) and offboard (for open-loop distillation); never

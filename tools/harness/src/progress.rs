@@ -1,7 +1,7 @@
 //! How long work reports how far it got. The harness only counts; whoever
 //! calls it decides how that looks (the CLI draws an indicatif bar on a
-//! terminal and prints a line every few percent in a log; tests and the
-//! data engine may stay silent).
+//! terminal and prints a line every few percent in a log; tests may stay
+//! silent).
 
 /// Progress of one stage of work at a time (generating drives, then runs).
 pub trait Progress: Sync {

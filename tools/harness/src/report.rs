@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::ledger::{Ledger, Outcome, Release, RunRecord};
 use super::stats::{clopper_pearson_upper, conditional_binomial_p, nines, poisson_rate_upper};
 use crate::{HarnessError, Result};
+use nines_onboard::runtime;
 
 /// One-sided confidence of every bound: 95%.
 pub const ALPHA: f64 = 0.05;
@@ -106,9 +107,10 @@ pub struct FailureLine {
 /// a slow model is flagged here instead of failing runs at random.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InferenceTiming {
-    /// Runs that measured it.
+    /// Runs that measured it (a drive's open-loop windows count once).
     pub runs: u64,
-    /// Median of the runs' median preprocess + inference time, ms.
+    /// Median of the runs' median preprocess + inference time, ms
+    /// (`nines_onboard::runtime::percentile`).
     pub p50_ms: f64,
     /// 99th percentile of the runs' 99th percentiles, ms.
     pub p99_ms: f64,
@@ -133,23 +135,15 @@ impl InferenceTiming {
             return None;
         }
         let deadline_ms = runs.iter().find_map(|r| metric(r, "inference_deadline_ms"));
-        let p99_ms = percentile(&mut p99, 0.99);
+        let p99_ms = runtime::percentile(&mut p99, 0.99);
         Some(Self {
             runs: p50.len() as u64,
-            p50_ms: percentile(&mut p50, 0.5),
+            p50_ms: runtime::percentile(&mut p50, 0.5),
             p99_ms,
             deadline_ms,
             slow: deadline_ms.is_some_and(|d| p99_ms > d),
         })
     }
-}
-
-/// The nearest-rank `q` quantile of `values` (sorted here); 0 when empty.
-#[must_use]
-pub fn percentile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len().max(1)) - 1;
-    values.get(rank).copied().unwrap_or(0.0)
 }
 
 /// One release.
@@ -605,7 +599,6 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::float_cmp, reason = "a nearest-rank percentile is one of the given values, exactly")]
     fn inference_times_are_summarised_and_a_slow_model_is_flagged() {
         let timed = |p50: &[f64], p99: &[f64]| {
             let mut all = runs("straight", p50.len(), 0);
@@ -626,7 +619,6 @@ mod tests {
         assert!(text(&[timed(&[40.0], &[95.0])]).contains("SLOW"));
         // The expert has no model to time.
         assert!(ReleaseReport::of(&release("e"), &runs("straight", 3, 0)).inference.is_none());
-        assert_eq!(percentile(&mut [5.0, 1.0, 3.0, 2.0], 0.5), 2.0);
     }
 
     #[test]

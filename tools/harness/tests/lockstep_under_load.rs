@@ -104,6 +104,8 @@ fn the_small_suite_decides_the_same_idle_and_under_a_cpu_hog() {
 
     assert_eq!(idle.len(), 19, "the small suite's closed-loop runs");
     let mut over_deadline = 0usize;
+    let engaged = |r: &ClosedResult| r.metrics.iter().any(|(n, _)| n == "engaged_at_s");
+    assert!(idle.iter().any(|(_, r)| engaged(r)), "the model drove in some runs (else nothing is compared)");
     for ((key, a), (_, b)) in idle.iter().zip(&loaded) {
         assert!(!a.commands.is_empty(), "{key}: the model's seat gave commands");
         assert_eq!(a.passed(), b.passed(), "{key}: the outcome depends on the machine's load");

@@ -117,7 +117,7 @@ pub(crate) fn label_drives(
     let queue = Mutex::new(drives.iter().collect::<std::collections::VecDeque<_>>());
     let outcomes = Mutex::new(Vec::new());
     let work = || {
-        // The guard is a temporary of the loop condition: no lock is held while working.
+        // The guard moves into the `and_then` closure and is dropped there: no lock is held while working.
         while let Some(drive) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
             let added = folder.add_drive(drive, kernels, force, &|| bar.inc(1));
             if matches!(added, Added::Skipped(_)) {
