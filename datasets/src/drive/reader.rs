@@ -305,7 +305,14 @@ fn read_summary(path: &Path, file: &mut File, file_len: u64) -> Result<Summary> 
                 reader.notify_read(read);
             }
             Ok(SummaryReadEvent::SeekRequest(to)) => {
-                let at = file.seek(to).map_err(|e| DatasetError::io(path, e))?;
+                // The footer's offsets decide where the reader seeks: a damaged
+                // footer can point outside the file (past i64::MAX, EINVAL).
+                let at = file.seek(to).map_err(|e| {
+                    corrupt(format!(
+                        "the footer points to a summary the file cannot hold ({to:?}: {e}); \
+                         run `nines recover` to keep every complete message"
+                    ))
+                })?;
                 reader.notify_seeked(at);
             }
             Err(mcap::McapError::BadMagic | mcap::McapError::UnexpectedEof) => {
