@@ -9,7 +9,7 @@ use crate::calib::{CameraModel, Distortion};
 use crate::drive::{DriveReader, MessageView, ReadFilter};
 use crate::error::Result;
 use crate::geometry::StaticTransforms;
-use crate::msg::{CameraInfo, TfMessage};
+use crate::msg::{CameraInfo, ControlSource, Controller, TfMessage};
 use crate::topics;
 
 /// One topic's statistics.
@@ -67,6 +67,39 @@ pub struct DriveSummary {
     pub static_frames: Vec<String>,
     /// Metadata records.
     pub metadata: Vec<String>,
+    /// Who drove, from /nines/control_source (none when the drive does not record it).
+    pub control: Option<ControlSummary>,
+}
+
+/// Who was in control over a drive, and what was injected (/nines/control_source).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ControlSummary {
+    /// Seconds each controller drove (`human`, `model`, `safety_driver`), in control periods.
+    pub seconds: BTreeMap<String, f64>,
+    /// Seconds with a disturbance injected.
+    pub disturbed_seconds: f64,
+    /// Disturbance segments (a run of disturbed periods).
+    pub disturbances: usize,
+    /// Takeovers: the model, then a safety driver.
+    pub takeovers: usize,
+    /// Periods whose `source` this build does not know.
+    pub unknown: usize,
+}
+
+impl ControlSummary {
+    /// Adds one period of `period_secs` (the time to the next message).
+    fn add(&mut self, message: &ControlSource, previous: Option<&ControlSource>, period_secs: f64) {
+        match Controller::from_u8(message.source) {
+            Some(c) => *self.seconds.entry(c.name().to_owned()).or_insert(0.0) += period_secs,
+            None => self.unknown += 1,
+        }
+        if message.disturbed {
+            self.disturbed_seconds += period_secs;
+            self.disturbances += usize::from(!previous.is_some_and(|p| p.disturbed));
+        }
+        let was_model = previous.is_some_and(|p| p.source == Controller::Model as u8);
+        self.takeovers += usize::from(was_model && message.source == Controller::SafetyDriver as u8);
+    }
 }
 
 impl DriveSummary {
@@ -85,10 +118,14 @@ impl DriveSummary {
         let mut stamps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut camera_infos: BTreeMap<String, CameraInfo> = BTreeMap::new();
         let mut tf_static = Vec::new();
+        let mut control: Vec<ControlSource> = Vec::new();
         let mut messages = reader.messages(&ReadFilter::all())?;
         while let Some(view) = messages.next_message() {
             let view = view?;
             visit(&view)?;
+            if view.topic == topics::CONTROL_SOURCE {
+                control.push(view.decode()?);
+            }
             stamps.entry(view.topic.to_owned()).or_default().push(view.log_time_nanos);
             if view.type_name == "sensor_msgs/msg/CameraInfo" && !camera_infos.contains_key(view.topic) {
                 camera_infos.insert(view.topic.to_owned(), view.decode()?);
@@ -124,8 +161,25 @@ impl DriveSummary {
             cameras,
             static_frames: tree.frames(),
             metadata: reader.metadata_names(),
+            control: summarise_control(&control),
         })
     }
+}
+
+/// Each period lasts until the next message; the last one as long as the one before it.
+fn summarise_control(messages: &[ControlSource]) -> Option<ControlSummary> {
+    let mut summary = ControlSummary::default();
+    let stamps: Vec<u64> = messages.iter().map(|m| m.header.stamp.as_nanos()).collect();
+    for (i, message) in messages.iter().enumerate() {
+        let next = stamps.get(i + 1).copied();
+        let period = match (next, i.checked_sub(1).map(|j| stamps[j])) {
+            (Some(n), _) => n.saturating_sub(stamps[i]),
+            (None, Some(p)) => stamps[i].saturating_sub(p),
+            (None, None) => 0,
+        };
+        summary.add(message, i.checked_sub(1).map(|j| &messages[j]), period as f64 * 1e-9);
+    }
+    (!messages.is_empty()).then_some(summary)
 }
 
 fn summarise_topic(topic: String, type_name: String, stamps: &[u64], start: u64) -> TopicSummary {

@@ -20,6 +20,9 @@ pub const COMMAND: &str = "/control/command";
 pub const DIAGNOSTICS: &str = "/diagnostics";
 /// Failures and interventions.
 pub const EVENTS: &str = "/nines/events";
+/// Who was in control at each control period, and any injected disturbance
+/// (nines_msgs/ControlSource).
+pub const CONTROL_SOURCE: &str = "/nines/control_source";
 /// Re-engagement requests to the runtime after a controlled stop
 /// (std_msgs/Empty; honoured after enough good frames).
 pub const ENGAGE: &str = "/nines/engage";

@@ -1,5 +1,6 @@
-//! Recording a run as a drive: sensors at 10 Hz, commands, poses and
-//! odometry at 20 Hz, events when they begin, and ground truth (depth,
+//! Recording a run as a drive: sensors at 10 Hz, commands, who gave them
+//! (/nines/control_source), poses and odometry at 20 Hz, events when they
+//! begin, and ground truth (depth,
 //! boxes, the expert's shadow command) on /sim/ground_truth/* for
 //! evaluation only.
 
@@ -10,8 +11,8 @@ use nines_datasets::drive::{DriveWriter, DriveWriterOptions};
 use nines_datasets::geometry::{Iso3, pose_from_isometry, transform_stamped};
 use nines_datasets::image::encode_jpeg;
 use nines_datasets::msg::{
-    AckermannDrive, AckermannDriveStamped, CompressedImage, Event, EventKind, Header, Image, Object,
-    ObjectArray, TfMessage, Twist, Vector3,
+    AckermannDrive, AckermannDriveStamped, CompressedImage, ControlSource, Controller, Event, EventKind,
+    Header, Image, Object, ObjectArray, TfMessage, Twist, Vector3,
 };
 use nines_datasets::pointcloud::to_point_cloud2;
 use nines_datasets::topics::{self, frames};
@@ -163,6 +164,40 @@ pub struct Observation<'a> {
     pub sim: &'a Sim,
 }
 
+/// Who produced a control period's command, and what was injected into it:
+/// what /nines/control_source records at the control rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Control {
+    /// Who drove.
+    pub controller: Controller,
+    /// Whether a disturbance was injected (a disturbance ramping in or out counts).
+    pub disturbed: bool,
+    /// Injected steering offset, rad (0 without a disturbance).
+    pub steering_offset_rad: f32,
+    /// Injected factor on the commanded speed (1 without a disturbance).
+    pub speed_factor: f32,
+}
+
+impl Control {
+    /// `controller` drove, with nothing injected.
+    #[must_use]
+    pub fn by(controller: Controller) -> Self {
+        Self { controller, disturbed: false, steering_offset_rad: 0.0, speed_factor: 1.0 }
+    }
+
+    /// The message, stamped `stamp_nanos`.
+    #[must_use]
+    pub fn message(&self, stamp_nanos: u64) -> ControlSource {
+        ControlSource {
+            header: Header::new(stamp_nanos, frames::BASE_LINK),
+            source: self.controller as u8,
+            disturbed: self.disturbed,
+            steering_offset_rad: self.steering_offset_rad,
+            speed_factor: self.speed_factor,
+        }
+    }
+}
+
 /// Whoever sits in the driver's seat of a simulated run.
 pub trait Driver {
     /// Whether it looks at the camera (a privileged driver does not: its
@@ -173,6 +208,12 @@ pub trait Driver {
 
     /// The command for this control period.
     fn command(&mut self, observation: &Observation<'_>) -> AckermannDrive;
+
+    /// Who gave the last command, and what was injected into it (the
+    /// expert's seat by default: a human driver, nothing injected).
+    fn control(&self) -> Control {
+        Control::by(Controller::Human)
+    }
 
     /// Failures of the driving system itself (safe stops, deadline misses)
     /// since the last call, stamped in sim time; they end up with the
@@ -245,6 +286,7 @@ pub fn simulate(
         });
         if let Some(writer) = writer.as_mut() {
             write_state(writer, now, sim.ego())?;
+            writer.write(topics::CONTROL_SOURCE, stamp(now), &driver.control().message(stamp(now)))?;
             let expert = sim.expert_command();
             let header = Header::new(stamp(now), frames::BASE_LINK);
             writer.write(

@@ -10,7 +10,9 @@ use nalgebra::{Point2, Point3};
 use nines_datasets::calib::CameraModel;
 use nines_datasets::drive::{DriveReader, ReadFilter};
 use nines_datasets::geometry::{PoseTrack, StaticTransforms, isometry_from_pose, isometry_from_transform};
-use nines_datasets::msg::{CameraInfo, Image, ObjectArray, PointCloud2, TfMessage};
+use nines_datasets::msg::{
+    AckermannDriveStamped, CameraInfo, ControlSource, Controller, Image, ObjectArray, PointCloud2, TfMessage,
+};
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::topics::{self, frames};
 use nines_sim::record::{GT_DEPTH, GT_OBJECTS, RecordOptions, record_expert};
@@ -48,6 +50,17 @@ fn same_family_and_seed_give_identical_drives() {
     assert!(pa.len() > 100);
     assert_eq!(pa, pb);
     assert_ne!(pa, pc);
+
+    // Who drove is recorded at the control rate: the expert, as a human would, nothing injected.
+    let reader = DriveReader::open(&a).unwrap();
+    let control = reader.read_topic::<ControlSource>(topics::CONTROL_SOURCE).unwrap();
+    let commands = reader.read_topic::<AckermannDriveStamped>(topics::COMMAND).unwrap();
+    assert_eq!(control.len(), commands.len(), "one control period per command");
+    assert_eq!(control.len(), 20, "1 s at 20 Hz");
+    assert!(control.iter().all(|(_, c)| c.source == Controller::Human as u8 && c.imitable()));
+    let summary = nines_datasets::inspect::DriveSummary::of(&reader).unwrap().control.unwrap();
+    assert!((summary.seconds["human"] - 1.0).abs() < 1e-9, "{summary:?}");
+    assert_eq!((summary.disturbances, summary.takeovers), (0, 0));
 }
 
 fn inverse_depth_at(depth: &[f32], width: usize, height: usize, px: &Point2<f64>) -> Option<(f64, f64)> {

@@ -129,6 +129,13 @@ fn a_worse_model_fails_the_gate_and_its_failures_replay() {
     assert_eq!((words.next(), words.next()), (Some("nines"), Some("replay")), "{replay}");
     let kept = words.next().unwrap();
     assert!(Path::new(kept).exists(), "{kept}");
+    // The kept drive says who drove: the expert until the runtime engaged, then the model.
+    let inspected: serde_json::Value = serde_json::from_str(&ok(&["inspect", kept, "--json"])).unwrap();
+    let seconds = &inspected["control"]["seconds"];
+    assert!(
+        seconds["human"].as_f64().unwrap() > 0.0 && seconds["model"].as_f64().unwrap() > 0.0,
+        "{seconds}"
+    );
     let rrd = dir.path().join("failure.rrd");
     ok(&["replay", kept, "--model", model.to_str().unwrap(), "--save", rrd.to_str().unwrap()]);
     assert!(std::fs::metadata(&rrd).unwrap().len() > 100_000);

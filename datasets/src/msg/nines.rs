@@ -34,6 +34,68 @@ pub struct Event {
     pub value: f64,
 }
 
+/// Who controls the vehicle (`nines_msgs/ControlSource.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Controller {
+    /// A human driver, or the simulator's expert in its seat: imitated.
+    Human = 0,
+    /// The camera-only network through the onboard runtime: never imitated.
+    Model = 1,
+    /// A safety driver after taking over from the model: imitated (the
+    /// recovery is what the model lacks).
+    SafetyDriver = 2,
+}
+
+impl Controller {
+    /// From the message's `source` field; `None` for a value this build does not know.
+    #[must_use]
+    pub fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Self::Human),
+            1 => Some(Self::Model),
+            2 => Some(Self::SafetyDriver),
+            _ => None,
+        }
+    }
+
+    /// Short name, as `nines inspect` prints it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Model => "model",
+            Self::SafetyDriver => "safety_driver",
+        }
+    }
+}
+
+/// `nines_msgs/ControlSource`: who was in control during one control
+/// period, and the disturbance injected into the executed command, if any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControlSource {
+    /// The control period's time and `base_link`.
+    pub header: Header,
+    /// A [`Controller`] as u8.
+    pub source: u8,
+    /// True while a disturbance is injected.
+    pub disturbed: bool,
+    /// Injected steering offset, rad.
+    pub steering_offset_rad: f32,
+    /// Injected factor on the commanded speed (1 = none).
+    pub speed_factor: f32,
+}
+
+impl ControlSource {
+    /// Whether a plan label may imitate this period: a human, the expert or a
+    /// safety driver drove, and nothing was injected.
+    #[must_use]
+    pub fn imitable(&self) -> bool {
+        !self.disturbed && Controller::from_u8(self.source).is_some_and(|c| c != Controller::Model)
+    }
+}
+
 /// `nines_msgs/ModelOutput`: what the onboard network predicted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelOutput {

@@ -43,6 +43,7 @@ const DEFINITIONS: &[(&str, &str)] = definitions![
     "diagnostic_msgs" / "DiagnosticStatus",
     "diagnostic_msgs" / "KeyValue",
     "nines_msgs" / "Event",
+    "nines_msgs" / "ControlSource",
     "nines_msgs" / "ModelOutput",
     "nines_msgs" / "ObjectArray",
     "nines_msgs" / "Object",
@@ -59,6 +60,7 @@ pub const KNOWN_TYPES: &[&str] = &[
     "ackermann_msgs/msg/AckermannDriveStamped",
     "diagnostic_msgs/msg/DiagnosticArray",
     "nines_msgs/msg/Event",
+    "nines_msgs/msg/ControlSource",
     "nines_msgs/msg/ModelOutput",
     "nines_msgs/msg/ObjectArray",
 ];

@@ -8,14 +8,16 @@
 use std::path::{Path, PathBuf};
 
 use nines_datasets::calib::CameraModel;
-use nines_datasets::msg::AckermannDrive;
+use nines_datasets::msg::{AckermannDrive, Controller};
 use nines_onboard::config::Config;
 use nines_onboard::pipeline::{Pipeline, StepInput};
 use nines_onboard::preprocess::FrameRef;
 use nines_onboard::safety::Mode;
 use nines_onboard::source::Pacing;
 use nines_sim::events::{Category, SimEvent, blocked};
-use nines_sim::record::{Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate, stamp};
+use nines_sim::record::{
+    Control, Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate, stamp,
+};
 
 use super::suite::{ClosedRun, Suite};
 use crate::Result;
@@ -245,6 +247,11 @@ impl Driver for ModelDriver {
         };
         self.commands.push((o.time_secs, command));
         command
+    }
+
+    fn control(&self) -> Control {
+        // The expert holds the seat until the runtime engages, as a safety driver hands over.
+        Control::by(if self.engaged_at_s.is_some() { Controller::Model } else { Controller::Human })
     }
 
     fn faults(&mut self) -> Vec<SimEvent> {

@@ -86,6 +86,22 @@ pub fn render(summary: &DriveSummary, sync: Option<&SyncReport>) -> String {
     if !summary.metadata.is_empty() {
         let _ = writeln!(out, "metadata: {}", summary.metadata.join(", "));
     }
+    if let Some(c) = &summary.control {
+        let drove: Vec<String> = c.seconds.iter().map(|(who, s)| format!("{who} {s:.1} s")).collect();
+        let _ = writeln!(
+            out,
+            "\ncontrol: {}; {} disturbance(s) over {:.1} s; {} takeover(s){}",
+            drove.join(", "),
+            c.disturbances,
+            c.disturbed_seconds,
+            c.takeovers,
+            if c.unknown > 0 {
+                format!("; {} periods of an unknown source", c.unknown)
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(s) = sync {
         let _ = writeln!(
             out,

@@ -49,5 +49,7 @@ pub const ACCELERATION: &str = "plots/acceleration";
 pub const YAW_RATE: &str = "plots/yaw_rate";
 /// Lead obstacle plots (probability, distance).
 pub const LEAD: &str = "plots/lead";
+/// Who drove (0 human, 1 model, 2 safety driver) and the injected steering offset.
+pub const CONTROL: &str = "plots/control";
 /// Onboard network latency plot (ms).
 pub const LATENCY: &str = "plots/latency_ms";

@@ -40,6 +40,9 @@ pub fn blueprint(drive_topics: &[String]) -> Blueprint {
     if has(topics::MODEL_OUTPUT) {
         plots.push(plot("lead", entity::LEAD));
     }
+    if has(topics::CONTROL_SOURCE) {
+        plots.push(plot("who drove", entity::CONTROL));
+    }
     let right = Vertical::new([scene.into(), Vertical::new(plots).into()]).with_row_shares([3.0, 2.0]);
 
     Blueprint::new(

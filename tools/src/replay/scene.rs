@@ -7,8 +7,8 @@ use nines_datasets::calib::CameraModel;
 use nines_datasets::drive::MessageView;
 use nines_datasets::geometry::{Iso3, isometry_from_pose, isometry_from_transform};
 use nines_datasets::msg::{
-    AckermannDriveStamped, CameraInfo, CompressedImage, DiagnosticArray, Event, Image, ModelOutput,
-    ObjectArray, Odometry, PointCloud2, TfMessage,
+    AckermannDriveStamped, CameraInfo, CompressedImage, ControlSource, Controller, DiagnosticArray, Event,
+    Image, ModelOutput, ObjectArray, Odometry, PointCloud2, TfMessage,
 };
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::topics::{self, frames};
@@ -69,6 +69,8 @@ pub(crate) struct SceneLogger<'a> {
     last_path_ahead: Option<u64>,
     speeds: VecDeque<(u64, f64)>,
     event_markers: Vec<([f32; 3], String)>,
+    /// The last control period's (source, disturbed), to log a line on each change.
+    last_control: Option<(u8, bool)>,
     entities: BTreeSet<&'static str>,
     ego_from_odometry: bool,
     overlay: (u64, u64),
@@ -104,6 +106,7 @@ impl<'a> SceneLogger<'a> {
             last_path_ahead: None,
             speeds: VecDeque::new(),
             event_markers: Vec::new(),
+            last_control: None,
             entities: BTreeSet::new(),
             ego_from_odometry,
             overlay: (0, 0),
@@ -168,7 +171,7 @@ impl<'a> SceneLogger<'a> {
         let series =
             |name: &str, rgb: [u8; 3]| rerun::SeriesLines::new().with_names([name]).with_colors([rgb]);
         // (topic that feeds the plot, plot entity, series name, colour)
-        let styles: [(&str, &str, &str, [u8; 3]); 14] = [
+        let styles: [(&str, &str, &str, [u8; 3]); 16] = [
             (super::model::RUNTIME_COMMAND, "plots/steering/model", "model (replayed)", [231, 76, 60]),
             (super::model::RUNTIME_COMMAND, "plots/speed/model", "model (replayed)", [231, 76, 60]),
             (super::model::RUNTIME_COMMAND, "plots/acceleration/model", "model (replayed)", [231, 76, 60]),
@@ -183,6 +186,18 @@ impl<'a> SceneLogger<'a> {
             (topics::MODEL_OUTPUT, "plots/lead/probability", "probability", [231, 76, 60]),
             (topics::MODEL_OUTPUT, "plots/lead/distance_m", "distance (m)", [46, 204, 113]),
             (topics::MODEL_OUTPUT, "plots/latency_ms/model", "model latency (ms)", [155, 89, 182]),
+            (
+                topics::CONTROL_SOURCE,
+                "plots/control/source",
+                "0 human, 1 model, 2 safety driver",
+                [52, 73, 94],
+            ),
+            (
+                topics::CONTROL_SOURCE,
+                "plots/control/steering_offset_rad",
+                "injected steering (rad)",
+                [230, 126, 34],
+            ),
         ];
         for (topic, path, name, rgb) in styles {
             // Styles are not data: they do not count as logged entities.
@@ -249,6 +264,7 @@ impl<'a> SceneLogger<'a> {
             topics::CAMERA_RAW => self.raw_image(&view.decode()?, view.source),
             topics::LIDAR => self.lidar(&view.decode()?, view.source),
             topics::EVENTS => self.event(&view.decode()?),
+            topics::CONTROL_SOURCE => self.control_source(&view.decode()?),
             topics::DIAGNOSTICS => self.diagnostics(&view.decode()?),
             topics::GT_OBJECTS => self.boxes(&view.decode()?, entity::GROUND_TRUTH, false),
             topics::ANNOTATIONS => self.boxes(&view.decode()?, entity::ANNOTATIONS, true),
@@ -501,6 +517,31 @@ impl<'a> SceneLogger<'a> {
                     .with_colors([[231, 76, 60]])
                     .with_radii([0.5]),
             )?;
+        }
+        Ok(true)
+    }
+
+    /// Who drove, as a step plot on the timeline, with the injected steering
+    /// offset; a log line whenever the controller or the disturbance changes.
+    fn control_source(&mut self, control: &ControlSource) -> Logged {
+        self.log("plots/control/source", &rerun::Scalars::single(f64::from(control.source)))?;
+        self.log(
+            "plots/control/steering_offset_rad",
+            &rerun::Scalars::single(f64::from(control.steering_offset_rad)),
+        )?;
+        let now = (control.source, control.disturbed);
+        if self.last_control != Some(now) {
+            self.last_control = Some(now);
+            let who = Controller::from_u8(control.source).map_or("an unknown source", Controller::name);
+            let text = if control.disturbed {
+                format!(
+                    "control: {who}, disturbed (steering {:+.3} rad, speed x{:.2})",
+                    control.steering_offset_rad, control.speed_factor
+                )
+            } else {
+                format!("control: {who}")
+            };
+            self.log(entity::EVENTS, &rerun::TextLog::new(text).with_level(rerun::TextLogLevel::INFO))?;
         }
         Ok(true)
     }
