@@ -30,6 +30,9 @@ pub struct ExpertInput<'a> {
     pub speed_limit_mps: f64,
     /// Everyone else.
     pub actors: &'a [Actor],
+    /// Factor on the speed the expert wants (1: its own; a speed disturbance
+    /// while collecting recovery data changes it).
+    pub speed_factor: f64,
 }
 
 /// The command the expert gives now.
@@ -38,7 +41,8 @@ pub fn expert_command(input: &ExpertInput<'_>) -> AckermannDrive {
     let ego = input.ego;
     let (s, _) = input.road.project(ego.x, ego.y);
     let steering = pure_pursuit(input, s);
-    let desired = curve_speed_limit(input.road, s, ego.speed_mps).min(input.speed_limit_mps);
+    let desired =
+        curve_speed_limit(input.road, s, ego.speed_mps).min(input.speed_limit_mps) * input.speed_factor;
     let leader = corridor_leader(input, s);
     // Never brake harder than the hard-braking failure (DESIGN.md section 6):
     // the reference driver must not fail its own suites.

@@ -7,6 +7,7 @@
 //! onboard runtime or training code.
 
 pub mod actors;
+pub mod disturb;
 pub mod error;
 pub mod events;
 pub mod expert;

@@ -18,6 +18,7 @@ use nines_datasets::pointcloud::to_point_cloud2;
 use nines_datasets::topics::{self, frames};
 
 use crate::actors::Actor;
+use crate::disturb::{DisturbProfile, DisturbancePlan, DisturbedExpert};
 use crate::error::Result;
 use crate::events::{SimEvent, blocked};
 use crate::render::Scene;
@@ -47,6 +48,10 @@ pub struct RecordOptions {
     pub end_after_failure_secs: Option<f64>,
     /// Record lidar sweeps (by far the largest part of a drive).
     pub record_lidar: bool,
+    /// Disturbances injected while the expert collects (DART); `none` by
+    /// default. The initial offset applies to whoever drives; the injected
+    /// commands only to [`record_expert`].
+    pub disturb: DisturbProfile,
 }
 
 impl Default for RecordOptions {
@@ -58,6 +63,7 @@ impl Default for RecordOptions {
             jpeg_quality: 90,
             end_after_failure_secs: None,
             record_lidar: true,
+            disturb: DisturbProfile::default(),
         }
     }
 }
@@ -198,6 +204,22 @@ impl Control {
     }
 }
 
+/// A moment a driver marks on /nines/events that is not a failure (a
+/// disturbance starting, a takeover), stamped in sim time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// Sim time, s.
+    pub time_secs: f64,
+    /// What kind of moment.
+    pub kind: EventKind,
+    /// Category (e.g. `disturbance_steering`).
+    pub category: String,
+    /// What happened, from when to when.
+    pub detail: String,
+    /// Category-specific magnitude (a disturbance's length, s).
+    pub value: f64,
+}
+
 /// Whoever sits in the driver's seat of a simulated run.
 pub trait Driver {
     /// Whether it looks at the camera (a privileged driver does not: its
@@ -219,6 +241,12 @@ pub trait Driver {
     /// since the last call, stamped in sim time; they end up with the
     /// simulator's own events.
     fn faults(&mut self) -> Vec<SimEvent> {
+        Vec::new()
+    }
+
+    /// Moments to mark on /nines/events that are not failures, due by
+    /// `now_secs` and not yet given.
+    fn marks(&mut self, _now_secs: f64) -> Vec<Mark> {
         Vec::new()
     }
 }
@@ -254,6 +282,13 @@ pub fn simulate(
     let mut sim = Sim::new(scenario);
     if let Some(duration) = options.duration_secs {
         sim.scenario.duration_secs = duration;
+    }
+    if options.disturb.active() {
+        let plan = plan_of(&sim.scenario, options);
+        // The start stays on the road with half a metre to spare, whatever was drawn.
+        let (left, right) = sim.room_on_road();
+        let lateral = plan.initial_lateral_m.clamp(-(right - 0.5).max(0.0), (left - 0.5).max(0.0));
+        sim.displace_start(lateral, plan.initial_heading_rad);
     }
     let seed_mix = sim.scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sim.scenario.family.len() as u64;
     let mut writer = match out {
@@ -302,7 +337,11 @@ pub fn simulate(
         let result = sim.step(&command);
         let mut events = driver.faults();
         events.extend(result.events);
+        let marks = driver.marks(now);
         if let Some(writer) = writer.as_mut() {
+            for mark in &marks {
+                write_mark(writer, mark)?;
+            }
             for event in &events {
                 write_event(writer, event)?;
             }
@@ -355,6 +394,17 @@ fn start_drive(out: &Path, options: &RecordOptions) -> Result<DriveWriter> {
     };
     writer.write(topics::TF_STATIC, t0, &tf_static)?;
     Ok(writer)
+}
+
+fn write_mark(writer: &mut DriveWriter, mark: &Mark) -> Result<()> {
+    let msg = Event {
+        header: Header::new(stamp(mark.time_secs), frames::BASE_LINK),
+        kind: mark.kind as u8,
+        category: mark.category.clone(),
+        detail: mark.detail.clone(),
+        value: mark.value,
+    };
+    Ok(writer.write(topics::EVENTS, stamp(mark.time_secs), &msg)?)
 }
 
 fn write_event(writer: &mut DriveWriter, event: &SimEvent) -> Result<()> {
@@ -429,7 +479,18 @@ fn write_frame(
     Ok(frame.rgb)
 }
 
-/// Records the expert driving `scenario`.
+/// The disturbance plan of a run of `scenario` under `options`.
+fn plan_of(scenario: &Scenario, options: &RecordOptions) -> DisturbancePlan {
+    let duration = options.duration_secs.unwrap_or(scenario.duration_secs);
+    DisturbancePlan::draw(&options.disturb, &scenario.family, scenario.seed, duration)
+}
+
+/// Records the expert driving `scenario`, disturbed as `options.disturb`
+/// says (the expert alone when it says `none`).
 pub fn record_expert(scenario: Scenario, out: &Path, options: &RecordOptions) -> Result<RunSummary> {
+    if options.disturb.active() {
+        let mut driver = DisturbedExpert::new(plan_of(&scenario, options), options.disturb.max_lateral_m);
+        return simulate(scenario, options, Some(out), &mut driver);
+    }
     record(scenario, out, options, |observation| observation.sim.expert_command())
 }

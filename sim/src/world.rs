@@ -106,6 +106,13 @@ impl Sim {
     /// What the expert would command now.
     #[must_use]
     pub fn expert_command(&self) -> AckermannDrive {
+        self.expert_command_with_speed_factor(1.0)
+    }
+
+    /// What the expert would command now if it wanted `factor` times its
+    /// own speed (a speed disturbance while collecting recovery data).
+    #[must_use]
+    pub fn expert_command_with_speed_factor(&self, factor: f64) -> AckermannDrive {
         expert_command(&ExpertInput {
             road: &self.scenario.road,
             params: &self.params,
@@ -113,7 +120,49 @@ impl Sim {
             lane_d: self.scenario.ego_lane_d,
             speed_limit_mps: self.scenario.speed_limit_mps,
             actors: &self.actors,
+            speed_factor: factor,
         })
+    }
+
+    /// The ego's lateral offset from its lane centre, m (positive: left),
+    /// and its heading error from the lane's heading, rad (positive: turned
+    /// left): privileged state for scoring and statistics, never a label.
+    #[must_use]
+    pub fn lane_error(&self) -> (f64, f64) {
+        let (s, d) = self.scenario.road.project(self.ego.x, self.ego.y);
+        let heading = self.scenario.road.centre(s).heading;
+        let error = (self.ego.yaw - heading + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+            - std::f64::consts::PI;
+        (d - self.scenario.ego_lane_d, error)
+    }
+
+    /// How far the ego's body may still move to its left and to its right
+    /// before a corner leaves the road, m (privileged: collection safety, never a label).
+    #[must_use]
+    pub fn room_on_road(&self) -> (f64, f64) {
+        let road = &self.scenario.road;
+        let body = crate::events::ego_footprint(&self.params, &self.ego);
+        let ds: Vec<f64> = body.corners().iter().map(|(x, y)| road.project(*x, *y).1).collect();
+        let (low, high) =
+            ds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), d| (l.min(*d), h.max(*d)));
+        let edge = road.half_width();
+        (edge - high, edge + low)
+    }
+
+    /// Moves the ego, before the run starts, `lateral_m` to the left of its
+    /// lane centre and turns it `heading_rad` to the left of the lane's
+    /// heading (a disturbed start). Refused once the run has begun.
+    pub fn displace_start(&mut self, lateral_m: f64, heading_rad: f64) -> bool {
+        if self.time_secs > 0.0 {
+            return false;
+        }
+        let s = self.scenario.ego_start_s;
+        let (x, y) = self.scenario.road.point(s, self.scenario.ego_lane_d + lateral_m);
+        self.ego.x = x;
+        self.ego.y = y;
+        self.ego.yaw = self.scenario.road.centre(s).heading + heading_rad;
+        self.history = vec![(0.0, self.ego)];
+        true
     }
 
     /// Advances one control period under `command`.

@@ -298,3 +298,48 @@ fn bad_drives_are_named_and_the_rest_of_the_batch_finishes() {
     let err = nines_tools::run(nines_tools::Cli::parse_from(other)).unwrap_err().to_string();
     assert!(err.contains("index.json") && err.contains("label_stride: 4 vs 8"), "{err}");
 }
+
+#[test]
+fn a_disturbed_drive_masks_exactly_the_plan_points_whose_window_overlaps_a_disturbance() {
+    use nines_datasets::msg::ControlSource;
+    use nines_sim::disturb::DisturbProfile;
+    let dir = tempfile::tempdir().unwrap();
+    let drive = dir.path().join("dart.mcap");
+    let options = RecordOptions {
+        camera: nines_sim::render::camera::CameraConfig { width: 256, height: 128, ..Default::default() },
+        duration_secs: Some(8.0),
+        disturb: DisturbProfile::dart(),
+        ..RecordOptions::default()
+    };
+    record_expert(family("straight").unwrap().draw("straight", 1_000_005), &drive, &options).unwrap();
+    let labels = distill_drive(&drive, &Kernels::cpu(), &DistillOptions::default(), &|| {}).unwrap();
+
+    // The expected mask, from the control periods alone.
+    let reader = DriveReader::open(&drive).unwrap();
+    let periods = reader.read_topic::<ControlSource>(topics::CONTROL_SOURCE).unwrap();
+    let disturbed: Vec<(u64, u64)> =
+        periods.windows(2).filter(|w| w[0].1.disturbed).map(|w| (w[0].0, w[1].0)).collect();
+    assert!(!disturbed.is_empty(), "the dart profile disturbed this drive");
+    let times = &DistillOptions::default().contract.plan_times_secs;
+    let t = times.len();
+    let (mut masked, mut kept_near) = (0, 0);
+    for f in 0..labels.frames {
+        let now = labels.stamp[f] as u64;
+        for (k, tau) in times.iter().enumerate() {
+            let end = now + (tau * 1e9) as u64;
+            let overlaps = disturbed.iter().any(|(a, b)| *a <= end && *b > now);
+            let valid = labels.plan_valid[f * t + k] == 1;
+            if overlaps {
+                assert!(!valid, "frame {f} point {k}: its window crosses a disturbance but is a label");
+                masked += 1;
+            } else if valid {
+                kept_near += 1;
+            }
+        }
+        // Depth comes from lidar whoever drove: it stays.
+        let [dh, dw] = labels.layout.depth;
+        assert!(labels.depth[f * dh * dw..(f + 1) * dh * dw].iter().any(|d| *d > 0.0), "frame {f} has depth");
+    }
+    assert_eq!(masked, labels.plan_masked, "every masked point is counted");
+    assert!(masked > 0 && kept_near > 0, "{masked} masked, {kept_near} kept");
+}

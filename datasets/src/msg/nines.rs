@@ -17,6 +17,8 @@ pub enum EventKind {
     SafeStop = 2,
     /// Anything else worth marking.
     Note = 3,
+    /// A disturbance injected into the executed command while collecting (DART).
+    Disturbance = 4,
 }
 
 /// `nines_msgs/Event`.

@@ -87,8 +87,13 @@ pub struct DriveLabels {
     pub depth: Vec<f32>,
     /// x, y, v per plan time.
     pub plan: Vec<f32>,
-    /// 1 where the plan entry is known.
+    /// 1 where the plan entry is known (and may be imitated).
     pub plan_valid: Vec<u8>,
+    /// Plan entries made invalid because their window overlaps the model's
+    /// own driving or a disturbance (/nines/control_source).
+    pub plan_masked: usize,
+    /// Frames with at least one masked plan entry.
+    pub masked_frames: usize,
     /// present, distance m, relative speed m/s.
     pub lead: Vec<f32>,
     /// distance known, speed known.
@@ -354,13 +359,21 @@ impl<'a> Distiller<'a> {
         self.sightings.push(sighting);
     }
 
+    /// The driven path at the contract's plan times. A point whose window
+    /// [now, now + t] overlaps the model's own driving or an injected
+    /// disturbance is invalid: the label imitates the reaction, never the drift.
     fn push_plan(&mut self, stamp: u64) {
         let times = &self.options.contract.plan_times_secs;
         let offsets: Vec<u64> = times.iter().map(|t| (t * 1e9) as u64).collect();
         let ahead = self.setup.poses.ahead_in_own_frame(stamp, &offsets, POSE_MAX_GAP_NANOS);
+        let masked_before = self.out.plan_masked;
         for (pose, offset) in ahead.iter().zip(&offsets) {
             let speed = self.setup.speed_at(stamp + offset);
-            if let (Some(p), Some(v)) = (pose, speed) {
+            if self.setup.not_imitable.overlaps(stamp, stamp + offset) {
+                self.out.plan.extend([0.0; 3]);
+                self.out.plan_valid.push(0);
+                self.out.plan_masked += 1;
+            } else if let (Some(p), Some(v)) = (pose, speed) {
                 self.out.plan.extend([p.translation.x as f32, p.translation.y as f32, v as f32]);
                 self.out.plan_valid.push(1);
             } else {
@@ -368,6 +381,7 @@ impl<'a> Distiller<'a> {
                 self.out.plan_valid.push(0);
             }
         }
+        self.out.masked_frames += usize::from(self.out.plan_masked > masked_before);
     }
 
     fn score(

@@ -7,7 +7,7 @@ use nalgebra::{Point3, Vector3};
 use nines_datasets::calib::CameraModel;
 use nines_datasets::drive::{DriveReader, MessageView, ReadFilter};
 use nines_datasets::geometry::{Iso3, PoseTrack, StaticTransforms};
-use nines_datasets::msg::{CameraInfo, Image, ObjectArray, PointCloud2, TfMessage};
+use nines_datasets::msg::{CameraInfo, ControlSource, Image, ObjectArray, PointCloud2, TfMessage};
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::sync::StreamCollector;
 use nines_datasets::topics::{self, frames};
@@ -36,6 +36,50 @@ pub struct DriveSetup {
     pub camera_frames: usize,
     /// The camera topic (compressed or raw).
     pub camera_topic: String,
+    /// When the driving must not be imitated (the model drove, or a
+    /// disturbance was injected), from /nines/control_source.
+    pub not_imitable: NotImitable,
+}
+
+/// The spans of a drive whose driving a plan label must not imitate: the
+/// model's own driving and injected disturbances (DART), from the control
+/// periods on /nines/control_source (each lasts until the next). A drive
+/// that does not record who drove (a fleet log of a human driver, an
+/// imported dataset) has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotImitable {
+    /// [start, end) in ns, time-ordered, merged.
+    pub spans: Vec<(u64, u64)>,
+}
+
+impl NotImitable {
+    /// From the control periods, in time order.
+    #[must_use]
+    pub fn from_periods(periods: &[(u64, ControlSource)]) -> Self {
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for (i, (t, control)) in periods.iter().enumerate() {
+            if control.imitable() {
+                continue;
+            }
+            // A period lasts until the next; the last as long as the one before.
+            let end = periods.get(i + 1).map_or_else(
+                || t + i.checked_sub(1).map_or(50_000_000, |j| t.saturating_sub(periods[j].0)),
+                |(next, _)| *next,
+            );
+            match spans.last_mut() {
+                Some(last) if last.1 >= *t => last.1 = last.1.max(end),
+                _ => spans.push((*t, end)),
+            }
+        }
+        Self { spans }
+    }
+
+    /// Whether [from, to] overlaps a span (ns).
+    #[must_use]
+    pub fn overlaps(&self, from: u64, to: u64) -> bool {
+        let i = self.spans.partition_point(|(_, end)| *end <= from);
+        self.spans.get(i).is_some_and(|(start, _)| *start <= to)
+    }
 }
 
 /// A camera frame waiting for its labels.
@@ -135,6 +179,12 @@ impl DriveSetup {
         check_pose_gaps(&path, &poses, &streams.camera)?;
         let mut speeds = streams.speeds;
         speeds.sort_by_key(|(t, _)| *t);
+        let records_control = reader.topics().iter().any(|t| t.topic == topics::CONTROL_SOURCE);
+        let periods = if records_control {
+            reader.read_topic::<ControlSource>(topics::CONTROL_SOURCE)?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             path,
             camera,
@@ -144,6 +194,7 @@ impl DriveSetup {
             speeds,
             camera_frames: streams.camera.len(),
             camera_topic,
+            not_imitable: NotImitable::from_periods(&periods),
         })
     }
 
@@ -246,4 +297,40 @@ fn check_pose_gaps(path: &Path, poses: &PoseTrack, camera: &[u64]) -> Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nines_datasets::msg::Controller;
+
+    fn period(t_ms: u64, source: Controller, disturbed: bool) -> (u64, ControlSource) {
+        let message = ControlSource { source: source as u8, disturbed, ..ControlSource::default() };
+        (t_ms * 1_000_000, message)
+    }
+
+    #[test]
+    fn the_models_driving_and_disturbances_are_not_imitable() {
+        use Controller::{Human, Model, SafetyDriver};
+        let periods = [
+            period(0, Human, false),
+            period(50, Human, true),
+            period(100, Human, true),
+            period(150, Human, false),
+            period(200, Model, false),
+            period(250, SafetyDriver, false),
+            period(300, Human, true),
+        ];
+        let spans = NotImitable::from_periods(&periods);
+        // 50-150 disturbed (merged), 200-250 the model, 300-350 disturbed (the last lasts a period).
+        let ms = 1_000_000;
+        assert_eq!(spans.spans, vec![(50 * ms, 150 * ms), (200 * ms, 250 * ms), (300 * ms, 350 * ms)]);
+        assert!(!spans.overlaps(0, 49 * ms), "before the first span");
+        assert!(spans.overlaps(0, 50 * ms), "a window touching a span's start overlaps it");
+        assert!(!spans.overlaps(150 * ms, 199 * ms), "between spans: the expert's own recovery");
+        assert!(spans.overlaps(240 * ms, 260 * ms));
+        assert!(!spans.overlaps(250 * ms, 299 * ms), "the safety driver is imitated");
+        assert!(!spans.overlaps(350 * ms, 10_000 * ms));
+        assert!(NotImitable::from_periods(&[]).spans.is_empty(), "a drive without the topic masks nothing");
+    }
 }

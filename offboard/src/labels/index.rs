@@ -78,6 +78,13 @@ pub struct LabelStats {
     pub plan_valid: f64,
     /// Mean ego speed, m/s.
     pub speed_mean_mps: f64,
+    /// Plan entries left out because their window overlaps the model's own
+    /// driving or an injected disturbance (never imitated).
+    #[serde(default)]
+    pub plan_masked: usize,
+    /// Frames with at least one such entry (their depth and lead stay valid).
+    #[serde(default)]
+    pub frames_masked: usize,
 }
 
 impl LabelStats {
@@ -94,6 +101,8 @@ impl LabelStats {
             plan_valid: labels.plan_valid.iter().map(|v| f64::from(*v)).sum::<f64>()
                 / labels.plan_valid.len().max(1) as f64,
             speed_mean_mps: labels.speed.iter().map(|v| f64::from(*v)).sum::<f64>() / n,
+            plan_masked: labels.plan_masked,
+            frames_masked: labels.masked_frames,
         }
     }
 }

@@ -106,7 +106,8 @@ pub fn run_closed(
                     value: 0.0,
                 });
             }
-            let metrics = driver.metrics();
+            let mut metrics = driver.metrics();
+            metrics.extend(driver.failure_onset(&summary));
             (summary, metrics, driver.commands)
         }
     };
@@ -172,6 +173,8 @@ struct ModelDriver {
     busy_s: Vec<f64>,
     deadline_ms: f64,
     commands: Vec<(f64, AckermannDrive)>,
+    /// (sim time s, lateral offset m, heading error rad) at every step.
+    lane_errors: Vec<(f64, f64, f64)>,
 }
 
 impl ModelDriver {
@@ -187,6 +190,7 @@ impl ModelDriver {
             busy_s: Vec::new(),
             deadline_ms,
             commands: Vec::new(),
+            lane_errors: Vec::new(),
         }
     }
 
@@ -201,6 +205,22 @@ impl ModelDriver {
             metrics.push(("engaged_at_s".to_string(), t));
         }
         metrics
+    }
+}
+
+impl ModelDriver {
+    /// Where the car was against its lane when the run's first failure
+    /// began: how far off-centre (m) and how far turned (degrees) the model
+    /// gets before it fails, which sizes the disturbances of recovery data.
+    fn failure_onset(&self, summary: &RunSummary) -> Vec<(String, f64)> {
+        let Some(first) = summary.events.first() else { return Vec::new() };
+        let at = self.lane_errors.iter().rev().find(|(t, _, _)| *t <= first.time_secs + 1e-9);
+        at.map_or_else(Vec::new, |(_, lateral, heading)| {
+            vec![
+                ("failure_lateral_offset_m".to_string(), lateral.abs()),
+                ("failure_heading_error_deg".to_string(), heading.abs().to_degrees()),
+            ]
+        })
     }
 }
 
@@ -236,6 +256,8 @@ impl Driver for ModelDriver {
                 value: v.value,
             });
         }
+        let (lateral, heading) = o.sim.lane_error();
+        self.lane_errors.push((o.time_secs, lateral, heading));
         let expert = o.sim.expert_command();
         let command = if self.engaged_at_s.is_none() {
             expert

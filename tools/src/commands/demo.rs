@@ -87,7 +87,7 @@ fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<
     super::sim::run(SimCommand::Batch {
         families: families.into(),
         seeds: seeds.into(),
-        sensors: SensorArgs { duration: Some(duration), width: 256, height: 128 },
+        sensors: SensorArgs { duration: Some(duration), width: 256, height: 128, disturb: "none".into() },
         out: drives.clone(),
         jobs: Some(jobs),
     })?;

@@ -174,13 +174,21 @@ fn describe(drive: &Path, added: &Added) -> String {
             let verb =
                 if matches!(added, Added::Labelled(_)) { "labelled" } else { "already labelled, skipped" };
             format!(
-                "{}: {verb}: {} frames, depth coverage {:.1}%, lead in {} (speed known in {}), plan valid {:.0}% -> {}",
+                "{}: {verb}: {} frames, depth coverage {:.1}%, lead in {} (speed known in {}), plan valid {:.0}%{} -> {}",
                 drive.display(),
                 e.frames,
                 100.0 * e.stats.depth_coverage,
                 e.stats.lead_present,
                 e.stats.lead_speed_known,
                 100.0 * e.stats.plan_valid,
+                if e.stats.frames_masked > 0 {
+                    format!(
+                        " ({} points in {} frames masked: the model drove or a disturbance was injected)",
+                        e.stats.plan_masked, e.stats.frames_masked
+                    )
+                } else {
+                    String::new()
+                },
                 e.shard
             )
         }

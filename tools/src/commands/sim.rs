@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use nines_sim::disturb::DisturbProfile;
 use nines_sim::record::{RecordOptions, RunSummary, record_expert};
 use nines_sim::render::camera::CameraConfig;
 use nines_sim::{FAMILIES, family};
@@ -89,15 +90,24 @@ pub struct SensorArgs {
     /// Camera rows.
     #[arg(long, default_value_t = 256)]
     pub height: u32,
+    /// Disturb the expert while it collects, for recovery data (DART): `none`,
+    /// `dart` (steering events of 0.5-3 s about every 4 s, speed changes of up
+    /// to 20%, a start up to 1 m and 8 degrees off the lane), or a TOML
+    /// profile; docs/NINES.md, "Recovery data". Recorded on
+    /// /nines/control_source and /nines/events, so distillation never
+    /// imitates the drift.
+    #[arg(long, default_value = "none")]
+    pub disturb: String,
 }
 
 impl SensorArgs {
-    fn options(&self) -> RecordOptions {
-        RecordOptions {
+    fn options(&self) -> anyhow::Result<RecordOptions> {
+        Ok(RecordOptions {
             camera: CameraConfig { width: self.width, height: self.height, ..CameraConfig::default() },
             duration_secs: self.duration,
+            disturb: DisturbProfile::named(&self.disturb).context("--disturb")?,
             ..RecordOptions::default()
-        }
+        })
     }
 }
 
@@ -127,7 +137,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
         SimCommand::Run { family: name, seed, sensors, out } => {
             let scenario = family(&name)?.draw(&name, seed);
             let bar = super::spinner(format!("simulating {name} seed {seed}"));
-            let summary = record_expert(scenario, &out, &sensors.options());
+            let summary = record_expert(scenario, &out, &sensors.options()?);
             bar.finish_and_clear();
             let summary = summary.with_context(|| format!("recording {}", out.display()))?;
             println!("{}", describe(&summary));
@@ -136,8 +146,8 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
         SimCommand::Snapshot { family: name, seed, at, width, height, out } => {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let drive = out.join(format!(".{name}-{seed}.mcap"));
-            let sensors = SensorArgs { duration: Some(at + 0.1), width, height };
-            record_expert(family(&name)?.draw(&name, seed), &drive, &sensors.options())?;
+            let sensors = SensorArgs { duration: Some(at + 0.1), width, height, disturb: "none".into() };
+            record_expert(family(&name)?.draw(&name, seed), &drive, &sensors.options()?)?;
             let written = super::snapshot::save_last_frame(&drive, &out, &format!("{name}-{seed}"));
             std::fs::remove_file(&drive).ok();
             for path in written? {
@@ -165,7 +175,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                 .max(1);
             let next = AtomicUsize::new(0);
             let results = Mutex::new(Vec::new());
-            let options = sensors.options();
+            let options = sensors.options()?;
             let simulate = || {
                 while let Some(&(f, seed)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let (name, spec) = &specs[f];

@@ -501,6 +501,7 @@ impl<'a> SceneLogger<'a> {
             0 => (rerun::TextLogLevel::ERROR, "failure"),
             1 => (rerun::TextLogLevel::WARN, "intervention"),
             2 => (rerun::TextLogLevel::WARN, "safe stop"),
+            4 => (rerun::TextLogLevel::INFO, "disturbance"),
             _ => (rerun::TextLogLevel::INFO, "note"),
         };
         let value = if event.value == 0.0 { String::new() } else { format!(" ({:.3})", event.value) };
