@@ -350,6 +350,11 @@ pub struct ModelCard {
     pub model: serde_json::Value,
     /// Validation metrics of the exported weights (nines-offboard's `Metrics`).
     pub metrics: serde_json::Value,
+    /// The simulated scenarios of its training drives: eval marks a suite
+    /// run of one of them as seen in training. Empty for a model trained on
+    /// fleet logs only, or exported before cards listed them.
+    #[serde(default)]
+    pub training_scenarios: Vec<crate::drive::DriveScenario>,
 }
 
 /// One input or output tensor of an exported model.
@@ -367,6 +372,12 @@ pub struct TensorSpec {
 }
 
 impl ModelCard {
+    /// Whether the model trained on a drive of `family` at `seed`.
+    #[must_use]
+    pub fn trained_on(&self, family: &str, seed: u64) -> bool {
+        self.training_scenarios.iter().any(|s| s.is(family, seed))
+    }
+
     /// The inputs and outputs that `contract` fixes (DESIGN.md section 3).
     #[must_use]
     pub fn tensors(contract: &ModelContract) -> (Vec<TensorSpec>, Vec<TensorSpec>) {

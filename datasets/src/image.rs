@@ -73,6 +73,19 @@ pub fn decode_camera(view: &crate::drive::MessageView<'_>) -> Result<RgbImage> {
     }
 }
 
+/// A frame as the model sees it after a drive's camera path: encoded as a
+/// recorder writes it ([`encode_jpeg`] at `quality`) and decoded as
+/// training reads it ([`decode_compressed`]). Closed-loop eval feeds the
+/// model these, so it sees the frames it was trained on.
+pub fn through_jpeg(image: &RgbImage, quality: u8) -> Result<RgbImage> {
+    let jpeg = CompressedImage {
+        format: "jpeg".into(),
+        data: encode_jpeg(image, quality)?,
+        ..CompressedImage::default()
+    };
+    decode_compressed(&jpeg, "a closed-loop frame")
+}
+
 /// Encodes RGB pixels as a JPEG `CompressedImage` payload (at most 65535
 /// pixels a side, JPEG's own limit).
 ///

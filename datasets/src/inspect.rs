@@ -170,14 +170,8 @@ impl DriveSummary {
 fn summarise_control(messages: &[ControlSource]) -> Option<ControlSummary> {
     let mut summary = ControlSummary::default();
     let stamps: Vec<u64> = messages.iter().map(|m| m.header.stamp.as_nanos()).collect();
-    for (i, message) in messages.iter().enumerate() {
-        let next = stamps.get(i + 1).copied();
-        let period = match (next, i.checked_sub(1).map(|j| stamps[j])) {
-            (Some(n), _) => n.saturating_sub(stamps[i]),
-            (None, Some(p)) => stamps[i].saturating_sub(p),
-            (None, None) => 0,
-        };
-        summary.add(message, i.checked_sub(1).map(|j| &messages[j]), period as f64 * 1e-9);
+    for (i, (message, (start, end))) in messages.iter().zip(ControlSource::periods(&stamps)).enumerate() {
+        summary.add(message, i.checked_sub(1).map(|j| &messages[j]), (end - start) as f64 * 1e-9);
     }
     (!messages.is_empty()).then_some(summary)
 }

@@ -40,6 +40,9 @@ pub const GT_DEPTH: &str = "/sim/ground_truth/depth";
 pub const GT_OBJECTS: &str = "/sim/ground_truth/objects";
 /// What the simulator's expert would have commanded (shadow driver).
 pub const GT_EXPERT_COMMAND: &str = "/sim/ground_truth/expert_command";
+/// Where the ego is against its lane centre (nines_msgs/LaneState), at the
+/// control rate: for recovery-state statistics, never a label.
+pub const GT_LANE: &str = "/sim/ground_truth/lane";
 
 /// Frame names (REP 103/105).
 pub mod frames {

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{DriveShard, INDEX_FILE, LabelIndex, ShardLayout};
+use crate::labels::{DriveShard, INDEX_FILE, LabelIndex, ShardEntry, ShardLayout};
 use crate::{OffboardError, Result};
 
 /// One frame of one drive.
@@ -31,12 +31,12 @@ pub struct SampleRef {
     pub frame: u32,
 }
 
-/// The label folder, opened for training.
+/// The label folders, opened for training as one set.
 #[derive(Debug)]
 pub struct LabelSet {
-    /// The folder.
-    pub dir: PathBuf,
-    /// Its index.
+    /// The folders, as given (errors name the first).
+    pub dirs: Vec<PathBuf>,
+    /// Their index: the first folder's contract, every folder's shards.
     pub index: LabelIndex,
     /// Shards, sorted by file name.
     pub drives: Vec<DriveShard>,
@@ -53,34 +53,73 @@ impl LabelSet {
     /// Opens `dir` (made by `nines distill`), refusing labels made under
     /// another contract than `expected` when one is given.
     pub fn open(dir: &Path, expected: Option<&ModelContract>) -> Result<Self> {
-        let index = LabelIndex::load(dir)?.ok_or_else(|| {
-            OffboardError::labels(
-                dir.join(INDEX_FILE),
-                "no label index here; make labels with `nines distill DRIVES --out DIR` first",
-            )
-        })?;
-        let contract = &index.contract;
+        Self::open_all(&[dir.to_path_buf()], expected)
+    }
+
+    /// Opens several label folders as one set (a data engine's rounds).
+    /// They must share a contract; a drive distilled into two of them
+    /// counts once.
+    pub fn open_all(dirs: &[PathBuf], expected: Option<&ModelContract>) -> Result<Self> {
+        let Some(first) = dirs.first() else {
+            return Err(OffboardError::labels(PathBuf::from(INDEX_FILE), "no label folder given"));
+        };
+        let load = |dir: &Path| {
+            LabelIndex::load(dir)?.ok_or_else(|| {
+                OffboardError::labels(
+                    dir.join(INDEX_FILE),
+                    "no label index here; make labels with `nines distill DRIVES --out DIR` first",
+                )
+            })
+        };
+        let mut index = load(first)?;
+        let mut folders: Vec<(usize, ShardEntry)> = index.shards.drain(..).map(|e| (0, e)).collect();
+        for (i, dir) in dirs.iter().enumerate().skip(1) {
+            let other = load(dir)?;
+            if other.contract_digest != index.contract_digest {
+                return Err(OffboardError::labels(
+                    dir.join(INDEX_FILE),
+                    format!(
+                        "made under contract {}, but {} under {}; train on folders of one contract",
+                        other.contract_digest,
+                        first.display(),
+                        index.contract_digest
+                    ),
+                ));
+            }
+            for entry in other.shards {
+                if !folders.iter().any(|(_, e)| e.drive_digest == entry.drive_digest) {
+                    folders.push((i, entry));
+                }
+            }
+            index.failed.extend(other.failed);
+        }
+        folders.sort_by(|a, b| a.1.shard.cmp(&b.1.shard));
+        let contract = index.contract.clone();
         let frames_per_sample = contract.input.frames.max(1) as usize;
-        let mut entries: Vec<_> = index.shards.iter().collect();
-        entries.sort_by(|a, b| a.shard.cmp(&b.shard));
-        let layout = ShardLayout::of_contract(contract);
-        let mut drives = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let path = dir.join(&entry.shard);
+        let layout = ShardLayout::of_contract(&contract);
+        let mut drives = Vec::with_capacity(folders.len());
+        for (folder, entry) in &folders {
+            let path = dirs[*folder].join(&entry.shard);
             drives.push(DriveShard::open(&path, entry, &index.contract_digest, layout)?);
         }
+        index.shards = folders.into_iter().map(|(_, e)| e).collect();
         let stacks = drives.iter().map(|d| stacks(&d.stamp, &contract.input)).collect();
         if drives.is_empty() {
             return Err(OffboardError::labels(
-                dir.join(INDEX_FILE),
+                first.join(INDEX_FILE),
                 "the index lists no labelled drive; distil some drives into this folder first",
             ));
         }
-        let set = Self { dir: dir.to_path_buf(), layout, frames_per_sample, index, drives, stacks };
+        let set = Self { dirs: dirs.to_vec(), layout, frames_per_sample, index, drives, stacks };
         if let Some(expected) = expected {
             set.check_contract(expected)?;
         }
         Ok(set)
+    }
+
+    /// The first folder's index file, which errors name.
+    fn index_path(&self) -> PathBuf {
+        self.dirs[0].join(INDEX_FILE)
     }
 
     /// Refuses labels made under another contract than `expected`, listing the differences.
@@ -101,7 +140,7 @@ impl LabelSet {
         detail.push_str(
             "\ndistil the drives again under the run's contract, or start a new run on these labels",
         );
-        Err(OffboardError::labels(self.dir.join(INDEX_FILE), detail))
+        Err(OffboardError::labels(self.index_path(), detail))
     }
 
     /// The contract the labels were made under.
@@ -125,13 +164,37 @@ impl LabelSet {
             .collect()
     }
 
+    /// `samples` with every sample of a recovering frame (the index's
+    /// `recovering_frames`) drawn `weight` times: the whole part always,
+    /// the fraction by a draw seeded with `seed`. A weight of 1 returns them as they are.
+    #[must_use]
+    pub fn weighted(&self, samples: &[SampleRef], weight: f64, seed: u64) -> Vec<SampleRef> {
+        if weight <= 1.0 {
+            return samples.to_vec();
+        }
+        let recovering: Vec<BTreeSet<u32>> =
+            self.index.shards.iter().map(|e| e.recovering_frames.iter().copied().collect()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (whole, fraction) = (weight.trunc() as usize, weight.fract());
+        let mut out = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let copies = if recovering[sample.drive as usize].contains(&sample.frame) {
+                whole + usize::from(fraction > 0.0 && rng.random_bool(fraction))
+            } else {
+                1
+            };
+            out.extend(std::iter::repeat_n(*sample, copies));
+        }
+        out
+    }
+
     /// Splits the drives into training and validation, by drive: a seeded
     /// shuffle of the drive digests, `fraction` of them (at least one) held out.
     pub fn split(&self, fraction: f64, seed: u64) -> Result<Split> {
         let n = self.drives.len();
         if n < 2 {
             return Err(OffboardError::labels(
-                self.dir.join(INDEX_FILE),
+                self.index_path(),
                 format!(
                     "{n} labelled drive; training needs at least 2 (validation is held out by drive): distil more drives"
                 ),
@@ -156,7 +219,7 @@ impl LabelSet {
             .map(|name| {
                 self.drives.iter().position(|d| &d.name == name).ok_or_else(|| {
                     OffboardError::labels(
-                        self.dir.join(INDEX_FILE),
+                        self.index_path(),
                         format!("the run was trained on {name}, which this label folder no longer has"),
                     )
                 })

@@ -83,8 +83,8 @@ pub struct ExportReport {
 /// Exports the run in `run` to `out`, after the parity check.
 pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
     let trained = load_run(run)?;
-    let labels = options.labels.clone().unwrap_or_else(|| trained.run.source.labels.clone());
-    let set = Arc::new(LabelSet::open(&labels, Some(&trained.run.contract))?);
+    let labels = options.labels.clone().map_or_else(|| trained.run.source.labels.clone(), |l| vec![l]);
+    let set = Arc::new(LabelSet::open_all(&labels, Some(&trained.run.contract))?);
     let validation = set.drive_indices(&trained.run.split.validation)?;
     let all = set.samples(&validation);
     let step = (all.len() / options.samples.max(1)).max(1);
@@ -100,6 +100,7 @@ pub fn export(run: &Path, out: &Path, options: &ExportOptions) -> Result<ExportR
     let info = CardInfo {
         contract: &trained.run.contract,
         training_data_digest: trained.run.source.training_data_digest.clone(),
+        training_scenarios: trained.run.source.training_scenarios.clone(),
         model: serde_json::json!({
             "preset": trained.run.config.preset,
             "parameters": model.num_params(),
@@ -147,6 +148,7 @@ pub fn export_untrained(
     let info = CardInfo {
         contract,
         training_data_digest: String::new(),
+        training_scenarios: Vec::new(),
         model: serde_json::json!({
             "preset": preset,
             "parameters": model.num_params(),
@@ -163,6 +165,7 @@ pub fn export_untrained(
 struct CardInfo<'a> {
     contract: &'a ModelContract,
     training_data_digest: String,
+    training_scenarios: Vec<nines_datasets::drive::DriveScenario>,
     model: serde_json::Value,
     metrics: serde_json::Value,
 }
@@ -206,6 +209,7 @@ fn write_checked(
         training_data_digest: info.training_data_digest.clone(),
         model: info.model.clone(),
         metrics: info.metrics.clone(),
+        training_scenarios: info.training_scenarios.clone(),
     };
     let bytes = finish_graph(traced.as_bytes(), &card)?;
 

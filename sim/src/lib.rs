@@ -20,5 +20,5 @@ pub mod vehicle;
 pub mod world;
 
 pub use error::{Result, SimError};
-pub use scenario::{FAMILIES, FamilySpec, Scenario, family};
+pub use scenario::{FAMILIES, FamilySpec, Scenario, all_families, family};
 pub use world::{Sim, StepResult};

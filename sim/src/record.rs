@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use nalgebra::{Translation3, UnitQuaternion};
-use nines_datasets::drive::{DriveWriter, DriveWriterOptions};
+use nines_datasets::drive::{DriveScenario, DriveWriter, DriveWriterOptions, SCENARIO_METADATA};
 use nines_datasets::geometry::{Iso3, pose_from_isometry, transform_stamped};
 use nines_datasets::image::encode_jpeg;
 use nines_datasets::msg::{
     AckermannDrive, AckermannDriveStamped, CompressedImage, ControlSource, Controller, Event, EventKind,
-    Header, Image, Object, ObjectArray, TfMessage, Twist, Vector3,
+    Header, Image, LaneState, Object, ObjectArray, TfMessage, Twist, Vector3,
 };
 use nines_datasets::pointcloud::to_point_cloud2;
 use nines_datasets::topics::{self, frames};
@@ -292,7 +292,7 @@ pub fn simulate(
     }
     let seed_mix = sim.scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sim.scenario.family.len() as u64;
     let mut writer = match out {
-        Some(path) => Some(start_drive(path, options)?),
+        Some(path) => Some(start_drive(path, &sim.scenario, options)?),
         None => None,
     };
     let mut summary = RunSummary {
@@ -329,7 +329,15 @@ pub fn simulate(
                 stamp(now),
                 &AckermannDriveStamped { header: header.clone(), drive: command },
             )?;
-            writer.write(GT_EXPERT_COMMAND, stamp(now), &AckermannDriveStamped { header, drive: expert })?;
+            writer.write(
+                GT_EXPERT_COMMAND,
+                stamp(now),
+                &AckermannDriveStamped { header: header.clone(), drive: expert },
+            )?;
+            let (lateral, heading) = sim.lane_error();
+            let lane =
+                LaneState { header, lateral_offset_m: lateral as f32, heading_error_rad: heading as f32 };
+            writer.write(topics::GT_LANE, stamp(now), &lane)?;
         }
         // Sensors fire on odd steps (0.05 s, 0.15 s, ...): the camera at that
         // instant, mid-way through a sweep that started 0.05 s earlier.
@@ -370,7 +378,7 @@ pub fn simulate(
 }
 
 /// Opens a drive and writes the sensors' mounting.
-fn start_drive(out: &Path, options: &RecordOptions) -> Result<DriveWriter> {
+fn start_drive(out: &Path, scenario: &Scenario, options: &RecordOptions) -> Result<DriveWriter> {
     // zstd level 1: simulated sweeps are large and generated at many times
     // real time; the larger file is the better trade there.
     let mut writer =
@@ -393,6 +401,13 @@ fn start_drive(out: &Path, options: &RecordOptions) -> Result<DriveWriter> {
         ],
     };
     writer.write(topics::TF_STATIC, t0, &tf_static)?;
+    let recorded = DriveScenario {
+        family: scenario.family.clone(),
+        seed: scenario.seed,
+        duration_s: scenario.duration_secs,
+        disturb: options.disturb.name.clone(),
+    };
+    writer.write_metadata(SCENARIO_METADATA, recorded.to_metadata())?;
     Ok(writer)
 }
 

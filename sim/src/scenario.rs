@@ -165,6 +165,23 @@ pub struct FamilySpec {
     /// Buildings, trees and poles per 100 m of road side.
     #[serde(default = "default_density")]
     pub scenery_per_100m: Param,
+    /// The ego starts this far left of its lane centre, m, one drawn from
+    /// the list (none: on the centre).
+    #[serde(default)]
+    pub start_lateral_m: Vec<f64>,
+    /// The ego starts turned this far left of the lane's heading, degrees,
+    /// one drawn from the list (none: along the lane).
+    #[serde(default)]
+    pub start_heading_deg: Vec<f64>,
+    /// Whether a suite's `families = "all"` includes it (a family that
+    /// measures one skill, like recovering from an offset start, is its own
+    /// suite entry).
+    #[serde(default = "yes")]
+    pub in_all: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_density() -> Param {
@@ -237,6 +254,10 @@ pub struct Scenario {
     pub scenery: Vec<Scenery>,
     /// Lighting and weather.
     pub environment: Environment,
+    /// Ego start left of its lane centre, m.
+    pub ego_start_lateral_m: f64,
+    /// Ego start heading left of the lane's, rad.
+    pub ego_start_heading_rad: f64,
 }
 
 impl FamilySpec {
@@ -293,6 +314,13 @@ impl FamilySpec {
             sun_elevation_rad: sun_elevation_deg.to_radians(),
         };
         let scenery = draw_scenery(&road, self.scenery_per_100m.draw(&mut rng), &actors, &mut rng);
+        // Drawn last and only when listed, so the other families' draws stay as they were.
+        let mut pick = |choices: &[f64]| match choices.len() {
+            0 => 0.0,
+            n => choices[rng.random_range(0..n)],
+        };
+        let ego_start_lateral_m = pick(&self.start_lateral_m);
+        let ego_start_heading_rad = pick(&self.start_heading_deg).to_radians();
         Scenario {
             family: family.to_owned(),
             seed,
@@ -305,6 +333,8 @@ impl FamilySpec {
             actors,
             scenery,
             environment,
+            ego_start_lateral_m,
+            ego_start_heading_rad,
         }
     }
 }
@@ -412,7 +442,15 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("parked_street", include_str!("../scenarios/parked_street.toml")),
     ("night", include_str!("../scenarios/night.toml")),
     ("fog", include_str!("../scenarios/fog.toml")),
+    ("recovery", include_str!("../scenarios/recovery.toml")),
 ];
+
+/// The families a suite's `families = "all"` means: every shipped family
+/// whose spec says `in_all` (all but `recovery`).
+#[must_use]
+pub fn all_families() -> Vec<&'static str> {
+    FAMILIES.iter().filter(|(name, _)| family(name).is_ok_and(|f| f.in_all)).map(|(name, _)| *name).collect()
+}
 
 /// The shipped family called `name`.
 pub fn family(name: &str) -> Result<FamilySpec> {

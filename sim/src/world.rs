@@ -48,22 +48,21 @@ impl Sim {
     /// Starts `scenario` with the ego in its lane at its start speed.
     #[must_use]
     pub fn new(scenario: Scenario) -> Self {
-        let params = VehicleParams::default();
-        let (x, y) = scenario.road.point(scenario.ego_start_s, scenario.ego_lane_d);
-        let yaw = scenario.road.centre(scenario.ego_start_s).heading;
-        let ego = VehicleState { x, y, yaw, speed_mps: scenario.ego_start_mps, ..VehicleState::default() };
+        let ego = VehicleState { speed_mps: scenario.ego_start_mps, ..VehicleState::default() };
         let actors = scenario.actors.clone();
         let start_s = scenario.ego_start_s;
-        Self {
+        let mut sim = Self {
             scenario,
-            params,
+            params: VehicleParams::default(),
             ego,
             actors,
             time_secs: 0.0,
             monitor: EventMonitor::default(),
             start_s,
-            history: vec![(0.0, ego)],
-        }
+            history: Vec::new(),
+        };
+        sim.displace_start(0.0, 0.0);
+        sim
     }
 
     /// Sim time, s.
@@ -109,6 +108,16 @@ impl Sim {
         self.expert_command_with_speed_factor(1.0)
     }
 
+    /// Time to collision with the nearest actor ahead in the ego's
+    /// corridor, s, while closing on it (privileged: a safety driver's
+    /// judgement, never a label).
+    #[must_use]
+    pub fn time_to_collision(&self) -> Option<f64> {
+        crate::events::lead_in_corridor(&self.scenario.road, &self.params, &self.ego, &self.actors)
+            .filter(|(_, closing)| *closing > 0.1)
+            .map(|(gap, closing)| gap.max(0.0) / closing)
+    }
+
     /// What the expert would command now if it wanted `factor` times its
     /// own speed (a speed disturbance while collecting recovery data).
     #[must_use]
@@ -142,27 +151,28 @@ impl Sim {
     pub fn room_on_road(&self) -> (f64, f64) {
         let road = &self.scenario.road;
         let body = crate::events::ego_footprint(&self.params, &self.ego);
-        let ds: Vec<f64> = body.corners().iter().map(|(x, y)| road.project(*x, *y).1).collect();
-        let (low, high) =
-            ds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), d| (l.min(*d), h.max(*d)));
+        let (low, high) = body
+            .corners()
+            .iter()
+            .map(|(x, y)| road.project(*x, *y).1)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), d| (l.min(d), h.max(d)));
         let edge = road.half_width();
         (edge - high, edge + low)
     }
 
-    /// Moves the ego, before the run starts, `lateral_m` to the left of its
-    /// lane centre and turns it `heading_rad` to the left of the lane's
-    /// heading (a disturbed start). Refused once the run has begun.
-    pub fn displace_start(&mut self, lateral_m: f64, heading_rad: f64) -> bool {
-        if self.time_secs > 0.0 {
-            return false;
-        }
-        let s = self.scenario.ego_start_s;
-        let (x, y) = self.scenario.road.point(s, self.scenario.ego_lane_d + lateral_m);
+    /// Moves the ego, before the run starts, `lateral_m` further left of
+    /// the scenario's start and turns it `heading_rad` further left (a
+    /// disturbed start, on top of the family's own offset). Call it before
+    /// the first step.
+    pub fn displace_start(&mut self, lateral_m: f64, heading_rad: f64) {
+        let scenario = &self.scenario;
+        let s = scenario.ego_start_s;
+        let d = scenario.ego_lane_d + scenario.ego_start_lateral_m + lateral_m;
+        let (x, y) = scenario.road.point(s, d);
         self.ego.x = x;
         self.ego.y = y;
-        self.ego.yaw = self.scenario.road.centre(s).heading + heading_rad;
+        self.ego.yaw = scenario.road.centre(s).heading + scenario.ego_start_heading_rad + heading_rad;
         self.history = vec![(0.0, self.ego)];
-        true
     }
 
     /// Advances one control period under `command`.

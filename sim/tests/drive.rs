@@ -4,11 +4,13 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 #![allow(clippy::float_cmp, reason = "round trips must be bit-exact")]
 
-use std::path::Path;
+mod common;
+
+use common::payloads;
 
 use nalgebra::{Point2, Point3};
 use nines_datasets::calib::CameraModel;
-use nines_datasets::drive::{DriveReader, ReadFilter};
+use nines_datasets::drive::DriveReader;
 use nines_datasets::geometry::{PoseTrack, StaticTransforms, isometry_from_pose, isometry_from_transform};
 use nines_datasets::msg::{
     AckermannDriveStamped, CameraInfo, ControlSource, Controller, Image, ObjectArray, PointCloud2, TfMessage,
@@ -25,17 +27,6 @@ fn small() -> RecordOptions {
         duration_secs: Some(1.0),
         ..RecordOptions::default()
     }
-}
-
-fn payloads(path: &Path) -> Vec<(String, u64, Vec<u8>)> {
-    let reader = DriveReader::open(path).unwrap();
-    let mut out = Vec::new();
-    let mut it = reader.messages(&ReadFilter::all()).unwrap();
-    while let Some(m) = it.next_message() {
-        let m = m.unwrap();
-        out.push((m.topic.to_owned(), m.log_time_nanos, m.data.to_vec()));
-    }
-    out
 }
 
 #[test]

@@ -173,3 +173,29 @@ fn unrecorded_runs_see_the_frames_a_recording_does_and_end_after_a_failure() {
         "{topics:?}"
     );
 }
+
+#[test]
+fn recovery_starts_off_the_lane_centre_and_the_others_on_it() {
+    let lateral: Vec<f64> = (0..16)
+        .map(|seed| {
+            let sim = Sim::new(family("recovery").unwrap().draw("recovery", seed));
+            let (offset, heading) = sim.lane_error();
+            assert!(
+                [0.5, 1.0].iter().any(|m| (offset.abs() - m).abs() < 1e-6),
+                "seed {seed}: {offset} m off the centre"
+            );
+            assert!(
+                [5.0, 10.0].iter().any(|d| (heading.abs().to_degrees() - d).abs() < 1e-6),
+                "seed {seed}: {} degrees off the lane",
+                heading.to_degrees()
+            );
+            offset
+        })
+        .collect();
+    assert!(lateral.iter().any(|d| *d > 0.0) && lateral.iter().any(|d| *d < 0.0), "both sides: {lateral:?}");
+    for name in nines_sim::all_families() {
+        let (offset, heading) = Sim::new(family(name).unwrap().draw(name, 0)).lane_error();
+        assert!(offset.abs() < 1e-6 && heading.abs() < 1e-6, "{name} starts on its lane centre");
+    }
+    assert!(!nines_sim::all_families().contains(&"recovery"), "\"all\" keeps the nine traffic families");
+}

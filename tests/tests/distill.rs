@@ -342,4 +342,30 @@ fn a_disturbed_drive_masks_exactly_the_plan_points_whose_window_overlaps_a_distu
     }
     assert_eq!(masked, labels.plan_masked, "every masked point is counted");
     assert!(masked > 0 && kept_near > 0, "{masked} masked, {kept_near} kept");
+
+    // The index counts recovery states from the recorded lane state.
+    let recovery = labels.recovery.as_ref().expect("a simulated drive records its lane state");
+    assert_eq!(recovery.lateral_frames.iter().sum::<usize>(), labels.frames);
+    assert_eq!(recovery.heading_frames.iter().sum::<usize>(), labels.frames);
+    assert!(recovery.frames_recovering > 0, "a dart drive leaves the centre: {recovery:?}");
+    assert_eq!(labels.recovering_frames.len(), recovery.frames_recovering, "the frames training weights");
+    let calm_drive = dir.path().join("calm.mcap");
+    let calm = RecordOptions { disturb: DisturbProfile::default(), ..options };
+    record_expert(family("straight").unwrap().draw("straight", 1_000_005), &calm_drive, &calm).unwrap();
+    let calm = distill_drive(&calm_drive, &Kernels::cpu(), &DistillOptions::default(), &|| {}).unwrap();
+    let calm = calm.recovery.unwrap();
+    assert!(calm.frames_recovering < recovery.frames_recovering, "{calm:?} vs {recovery:?}");
+    assert_eq!(
+        calm.lateral_frames[0],
+        calm.lateral_frames.iter().sum::<usize>(),
+        "the expert holds the centre"
+    );
+    assert!(
+        DriveReader::open(&calm_drive)
+            .unwrap()
+            .metadata("nines_scenario")
+            .unwrap()
+            .is_some_and(|m| m["seed"] == "1000005"),
+        "the drive says which scenario it is"
+    );
 }

@@ -122,6 +122,8 @@ fn a_simulated_drive_replays_with_every_view() {
             "plots/acceleration/command",
             "plots/acceleration/measured",
             "plots/steering/expert",
+            "plots/lane/lateral_offset_m",
+            "plots/lane/heading_error_deg",
             // The default layout travels with the recording.
             "viewport",
         ],

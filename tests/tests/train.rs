@@ -12,7 +12,7 @@ use clap::Parser;
 use nines_datasets::contract::ModelContract;
 use nines_offboard::OffboardError;
 use nines_offboard::export::{ExportOptions, export, read_card, run_inference};
-use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
+use nines_offboard::training::{Progress, Start, TrainConfig, TrainDevice, TrainSummary, train};
 use nines_tests::{run_peer, shared_fixture_dir};
 
 /// Simulated drives distilled once for every test in this file.
@@ -70,7 +70,8 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn train_quietly(config: &TrainConfig, out: &Path, resume: bool) -> Result<TrainSummary, OffboardError> {
-    train(labels(), Some(config), out, TrainDevice::Cpu, resume, &mut |_| {})
+    let start = if resume { Start::Resume } else { Start::Fresh };
+    train(&[labels().to_path_buf()], Some(config), out, TrainDevice::Cpu, start, &mut |_| {})
 }
 
 #[test]
@@ -178,13 +179,15 @@ fn resume_continues_exactly_where_the_checkpoint_stopped() {
     let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut epoch = 0;
         let mut steps = 0;
-        train(labels(), Some(&config), &resumed, TrainDevice::Cpu, false, &mut |p| match p {
-            Progress::EpochStart { epoch: e, .. } => epoch = *e,
-            Progress::Step { .. } if epoch == 2 => {
-                steps += 1;
-                assert!(steps < 3, "killed mid-epoch");
+        train(&[labels().to_path_buf()], Some(&config), &resumed, TrainDevice::Cpu, Start::Fresh, &mut |p| {
+            match p {
+                Progress::EpochStart { epoch: e, .. } => epoch = *e,
+                Progress::Step { .. } if epoch == 2 => {
+                    steps += 1;
+                    assert!(steps < 3, "killed mid-epoch");
+                }
+                _ => {}
             }
-            _ => {}
         })
     }));
     assert!(killed.is_err());
@@ -207,6 +210,34 @@ fn resume_continues_exactly_where_the_checkpoint_stopped() {
     };
     // Losses and validation metrics of both epochs, to the last bit.
     assert_eq!(metrics(&straight), metrics(&resumed));
+
+    // A warm start (a data engine's next round) on the same labels given
+    // twice (counted once) starts where `straight` ended.
+    let one = crate::config("preset = \"tiny\"\nsteps_per_epoch = 6\nbatch_size = 8\nepochs = 1\n");
+    let both = [labels().to_path_buf(), labels().to_path_buf()];
+    let warm = dir.path().join("warm");
+    let warm_summary =
+        train(&both, Some(&one), &warm, TrainDevice::Cpu, Start::From(&straight), &mut |_| {}).unwrap();
+    let cold = train_quietly(&one, &dir.path().join("cold"), false).unwrap();
+    let first = |s: &TrainSummary| s.epochs[0].train_loss.total;
+    assert!(first(&warm_summary) < first(&cold), "{} vs {}", first(&warm_summary), first(&cold));
+    let source: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(warm.join("source.json")).unwrap()).unwrap();
+    assert!(source["init"].as_str().unwrap().ends_with("straight"), "{source}");
+
+    // Another architecture is refused before any epoch, naming the presets.
+    let other = dir.path().join("other-arch");
+    std::fs::create_dir_all(&other).unwrap();
+    for file in ["config.toml", "contract.json", "split.json", "source.json", "model.json"] {
+        std::fs::copy(straight.join(file), other.join(file)).unwrap();
+    }
+    let default_model =
+        nines_offboard::model::ModelConfig::preset("default", &ModelContract::default()).unwrap();
+    std::fs::write(other.join("model.json"), serde_json::to_string(&default_model).unwrap()).unwrap();
+    let refused = dir.path().join("refused");
+    let error =
+        train(&both, Some(&one), &refused, TrainDevice::Cpu, Start::From(&other), &mut |_| {}).unwrap_err();
+    assert!(error.to_string().contains("same architecture"), "{error}");
 }
 
 #[test]
@@ -228,7 +259,8 @@ fn bad_configs_and_foreign_labels_are_refused_with_the_key_or_the_differences() 
     // GPU training in a build without the `gpu` feature (the test build)
     // says how to get it, and writes nothing.
     let gpu_run = dir.path().join("gpu");
-    let error = train(labels(), None, &gpu_run, TrainDevice::Gpu, false, &mut |_| {}).unwrap_err();
+    let error = train(&[labels().to_path_buf()], None, &gpu_run, TrainDevice::Gpu, Start::Fresh, &mut |_| {})
+        .unwrap_err();
     assert!(error.to_string().contains("--features gpu"), "{error}");
     assert!(!gpu_run.exists());
 }

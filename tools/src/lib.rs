@@ -45,6 +45,12 @@ pub enum Command {
     /// Simulate drives: scenario families, the expert, camera and lidar.
     #[command(subcommand)]
     Sim(commands::sim::SimCommand),
+    /// Collect recovery data: a model drives, a safety driver takes over before failures (HG-DAgger).
+    #[command(long_about = commands::collect::LONG_ABOUT)]
+    Collect(commands::collect::CollectArgs),
+    /// The data engine: rounds of collect, distil, train, export, eval and gate.
+    #[command(long_about = commands::engine::LONG_ABOUT)]
+    Engine(commands::engine::EngineArgs),
     /// Evaluate a model (or the expert) on a suite into the ledger; `eval merge` joins shards.
     #[command(long_about = commands::eval::LONG_ABOUT)]
     Eval(commands::eval::EvalArgs),
@@ -81,6 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => commands::replay::run(&args),
         Command::Distill(args) => commands::distill::run(&args),
         Command::Train(args) => commands::train::run(&args),
+        Command::Collect(args) => commands::collect::run(&args),
+        Command::Engine(args) => commands::engine::run(&args),
         Command::Export(args) => commands::export::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),

@@ -127,7 +127,9 @@ fn replay_says_what_is_wrong() {
 fn sim_lists_runs_and_batches() {
     let out = nines(&["sim", "list"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 10, "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("recovery") && l.contains("not in \"all\"")), "{listed}");
 
     let dir = tempfile::tempdir().unwrap();
     let drive = dir.path().join("run.mcap");

@@ -184,6 +184,6 @@ fn the_demo_runs_end_to_end() {
     assert_eq!(model["runs"], 4, "{model}");
     let families: Vec<&str> =
         model["families"].as_array().unwrap().iter().map(|f| f["family"].as_str().unwrap()).collect();
-    assert!(families.contains(&"open:lead_brake-0"), "{families:?}");
+    assert!(families.contains(&"open:lead_brake-1000000"), "{families:?}");
     assert!(std::fs::read_to_string(dir.path().join("report.html")).unwrap().contains("<svg"));
 }

@@ -5,10 +5,12 @@ mod chunks;
 mod reader;
 mod recover;
 mod scan;
+mod scenario;
 mod writer;
 
 pub use reader::{ChunkExtent, DamagedChunk, DriveReader, MessageIter, MessageView, ReadFilter, TopicInfo};
 pub use recover::{RecoveryReport, recover};
+pub use scenario::{DriveScenario, METADATA_NAME as SCENARIO_METADATA};
 pub use writer::{ChannelSpec, DriveWriter, DriveWriterOptions};
 
 /// First bytes of every MCAP file.

@@ -15,7 +15,7 @@ pub use geometry::{
     AckermannDrive, AckermannDriveStamped, Odometry, Point, Pose, PoseWithCovariance, Quaternion, TfMessage,
     Transform, TransformStamped, Twist, TwistWithCovariance, Vector3,
 };
-pub use nines::{ControlSource, Controller, Event, EventKind, ModelOutput, Object, ObjectArray};
+pub use nines::{ControlSource, Controller, Event, EventKind, LaneState, ModelOutput, Object, ObjectArray};
 pub use schema::{KNOWN_TYPES, schema_text};
 pub use sensor::{CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest};
 pub use type_hash::type_hash;
@@ -54,6 +54,7 @@ ros_message! {
     DiagnosticArray => "diagnostic_msgs/msg/DiagnosticArray",
     Event => "nines_msgs/msg/Event",
     ControlSource => "nines_msgs/msg/ControlSource",
+    LaneState => "nines_msgs/msg/LaneState",
     ModelOutput => "nines_msgs/msg/ModelOutput",
     ObjectArray => "nines_msgs/msg/ObjectArray",
     Empty => "std_msgs/msg/Empty",

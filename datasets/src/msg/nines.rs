@@ -90,12 +90,46 @@ pub struct ControlSource {
 }
 
 impl ControlSource {
+    /// How long a drive's only control period lasts, ns (the 20 Hz control rate).
+    pub const LONE_PERIOD_NANOS: u64 = 50_000_000;
+
     /// Whether a plan label may imitate this period: a human, the expert or a
     /// safety driver drove, and nothing was injected.
     #[must_use]
     pub fn imitable(&self) -> bool {
         !self.disturbed && Controller::from_u8(self.source).is_some_and(|c| c != Controller::Model)
     }
+
+    /// The [start, end) of each control period, ns, from the periods' stamps
+    /// in time order: a period lasts until the next one starts, the last as
+    /// long as the one before it, a lone one [`Self::LONE_PERIOD_NANOS`].
+    #[must_use]
+    pub fn periods(stamps: &[u64]) -> Vec<(u64, u64)> {
+        stamps
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let length = match (stamps.get(i + 1), i.checked_sub(1).map(|j| stamps[j])) {
+                    (Some(&next), _) => next.saturating_sub(start),
+                    (None, Some(before)) => start.saturating_sub(before),
+                    (None, None) => Self::LONE_PERIOD_NANOS,
+                };
+                (start, start + length)
+            })
+            .collect()
+    }
+}
+
+/// `nines_msgs/LaneState`: where the vehicle is against its lane centre
+/// (simulator ground truth; statistics only, never a label).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaneState {
+    /// The control period's time and `base_link`.
+    pub header: Header,
+    /// Left of the lane centre, m.
+    pub lateral_offset_m: f32,
+    /// Turned left of the lane's heading, rad.
+    pub heading_error_rad: f32,
 }
 
 /// `nines_msgs/ModelOutput`: what the onboard network predicted.

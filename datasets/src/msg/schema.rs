@@ -44,6 +44,7 @@ const DEFINITIONS: &[(&str, &str)] = definitions![
     "diagnostic_msgs" / "KeyValue",
     "nines_msgs" / "Event",
     "nines_msgs" / "ControlSource",
+    "nines_msgs" / "LaneState",
     "nines_msgs" / "ModelOutput",
     "nines_msgs" / "ObjectArray",
     "nines_msgs" / "Object",
@@ -61,6 +62,7 @@ pub const KNOWN_TYPES: &[&str] = &[
     "diagnostic_msgs/msg/DiagnosticArray",
     "nines_msgs/msg/Event",
     "nines_msgs/msg/ControlSource",
+    "nines_msgs/msg/LaneState",
     "nines_msgs/msg/ModelOutput",
     "nines_msgs/msg/ObjectArray",
 ];

@@ -29,7 +29,7 @@ use self::lead::{Lead, LeadOptions, Path2, find_lead};
 use self::quality::{QualitySums, score_depth, true_lead_distance, truth_in_label_camera};
 use self::source::{DriveSetup, Frame, POSE_MAX_GAP_NANOS, Sweep};
 use crate::error::Result;
-use crate::labels::ShardLayout;
+use crate::labels::{RecoveryStates, ShardLayout};
 
 /// A sweep is a frame's own if its middle is this close to the frame (ns).
 const CURRENT_SWEEP_NANOS: u64 = 150_000_000;
@@ -93,7 +93,13 @@ pub struct DriveLabels {
     /// own driving or a disturbance (/nines/control_source).
     pub plan_masked: usize,
     /// Frames with at least one masked plan entry.
-    pub masked_frames: usize,
+    pub frames_masked: usize,
+    /// Where the labelled frames put the vehicle against its lane centre,
+    /// if the drive records it.
+    pub recovery: Option<RecoveryStates>,
+    /// Frames showing a recovery state (off-centre, turned, or a safety
+    /// driver driving): training may sample them more often.
+    pub recovering_frames: Vec<u32>,
     /// present, distance m, relative speed m/s.
     pub lead: Vec<f32>,
     /// distance known, speed known.
@@ -301,6 +307,12 @@ impl<'a> Distiller<'a> {
         }
         self.push_lead(lead, &map_from_base, stamp);
         self.push_plan(stamp);
+        if let Some((lateral, heading)) = self.setup.lane_at(stamp) {
+            self.out.recovery.get_or_insert_with(RecoveryStates::default).add(lateral, heading);
+        }
+        if self.setup.recovering_at(stamp) {
+            self.out.recovering_frames.push(self.out.frames as u32);
+        }
         self.out.speed.push(self.setup.speed_at(stamp).unwrap_or(0.0) as f32);
         self.out.stamp.push(stamp as i64);
         self.out.frames += 1;
@@ -381,7 +393,7 @@ impl<'a> Distiller<'a> {
                 self.out.plan_valid.push(0);
             }
         }
-        self.out.masked_frames += usize::from(self.out.plan_masked > masked_before);
+        self.out.frames_masked += usize::from(self.out.plan_masked > masked_before);
     }
 
     fn score(

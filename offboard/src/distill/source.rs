@@ -7,12 +7,15 @@ use nalgebra::{Point3, Vector3};
 use nines_datasets::calib::CameraModel;
 use nines_datasets::drive::{DriveReader, MessageView, ReadFilter};
 use nines_datasets::geometry::{Iso3, PoseTrack, StaticTransforms};
-use nines_datasets::msg::{CameraInfo, ControlSource, Image, ObjectArray, PointCloud2, TfMessage};
+use nines_datasets::msg::{
+    CameraInfo, ControlSource, Controller, Image, LaneState, ObjectArray, PointCloud2, TfMessage,
+};
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::sync::StreamCollector;
 use nines_datasets::topics::{self, frames};
 
 use crate::error::{OffboardError, Result};
+use crate::labels::RecoveryStates;
 
 /// Poses further apart than this are a gap: nothing is interpolated across it.
 pub const POSE_MAX_GAP_NANOS: u64 = 500_000_000;
@@ -39,6 +42,11 @@ pub struct DriveSetup {
     /// When the driving must not be imitated (the model drove, or a
     /// disturbance was injected), from /nines/control_source.
     pub not_imitable: NotImitable,
+    /// [start, end) of the control periods a safety driver drove, ns.
+    safety_driver: Vec<(u64, u64)>,
+    /// (stamp, lateral offset m, heading error rad) from
+    /// /sim/ground_truth/lane, time-ordered; empty on fleet logs.
+    lane: Vec<(u64, f64, f64)>,
 }
 
 /// The spans of a drive whose driving a plan label must not imitate: the
@@ -56,19 +64,15 @@ impl NotImitable {
     /// From the control periods, in time order.
     #[must_use]
     pub fn from_periods(periods: &[(u64, ControlSource)]) -> Self {
+        let stamps: Vec<u64> = periods.iter().map(|(t, _)| *t).collect();
         let mut spans: Vec<(u64, u64)> = Vec::new();
-        for (i, (t, control)) in periods.iter().enumerate() {
+        for ((_, control), (start, end)) in periods.iter().zip(ControlSource::periods(&stamps)) {
             if control.imitable() {
                 continue;
             }
-            // A period lasts until the next; the last as long as the one before.
-            let end = periods.get(i + 1).map_or_else(
-                || t + i.checked_sub(1).map_or(50_000_000, |j| t.saturating_sub(periods[j].0)),
-                |(next, _)| *next,
-            );
             match spans.last_mut() {
-                Some(last) if last.1 >= *t => last.1 = last.1.max(end),
-                _ => spans.push((*t, end)),
+                Some(last) if last.1 >= start => last.1 = last.1.max(end),
+                _ => spans.push((start, end)),
             }
         }
         Self { spans }
@@ -179,12 +183,20 @@ impl DriveSetup {
         check_pose_gaps(&path, &poses, &streams.camera)?;
         let mut speeds = streams.speeds;
         speeds.sort_by_key(|(t, _)| *t);
-        let records_control = reader.topics().iter().any(|t| t.topic == topics::CONTROL_SOURCE);
-        let periods = if records_control {
-            reader.read_topic::<ControlSource>(topics::CONTROL_SOURCE)?
-        } else {
-            Vec::new()
-        };
+        // A drive without the topic reads none: nothing is masked.
+        let periods = reader.read_topic::<ControlSource>(topics::CONTROL_SOURCE)?;
+        let stamps: Vec<u64> = periods.iter().map(|(t, _)| *t).collect();
+        let safety_driver = periods
+            .iter()
+            .zip(ControlSource::periods(&stamps))
+            .filter(|((_, c), _)| c.source == Controller::SafetyDriver as u8)
+            .map(|(_, span)| span)
+            .collect();
+        let lane = reader
+            .read_topic::<LaneState>(topics::GT_LANE)?
+            .into_iter()
+            .map(|(t, s)| (t, f64::from(s.lateral_offset_m), f64::from(s.heading_error_rad)))
+            .collect();
         Ok(Self {
             path,
             camera,
@@ -195,7 +207,33 @@ impl DriveSetup {
             camera_frames: streams.camera.len(),
             camera_topic,
             not_imitable: NotImitable::from_periods(&periods),
+            safety_driver,
+            lane,
         })
+    }
+
+    /// Whether the frame at `stamp` shows a recovery state: a safety driver
+    /// was driving (an intervention), or, where the drive records its lane
+    /// state, the car was off its lane centre or turned off its heading
+    /// (see [`RecoveryStates`]).
+    #[must_use]
+    pub fn recovering_at(&self, stamp_nanos: u64) -> bool {
+        let intervening = self.safety_driver.iter().any(|(a, b)| (*a..*b).contains(&stamp_nanos));
+        intervening
+            || self.lane_at(stamp_nanos).is_some_and(|(lateral, heading)| {
+                lateral.abs() >= RecoveryStates::OFF_CENTRE_M
+                    || heading.abs().to_degrees() >= RecoveryStates::TURNED_DEG
+            })
+    }
+
+    /// Where the vehicle was against its lane centre at `stamp` (the newest
+    /// state at most a control period old), m and rad; `None` if the drive
+    /// does not record it.
+    #[must_use]
+    pub fn lane_at(&self, stamp_nanos: u64) -> Option<(f64, f64)> {
+        let i = self.lane.partition_point(|(t, _, _)| *t <= stamp_nanos);
+        let (t, lateral, heading) = *self.lane.get(i.checked_sub(1)?)?;
+        (stamp_nanos - t <= ControlSource::LONE_PERIOD_NANOS).then_some((lateral, heading))
     }
 
     /// map <- base_link at `stamp`, if the track covers it.

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use nines_datasets::drive::{DriveReader, DriveScenario};
 use nines_kernels::Kernels;
 
 use super::index::{LabelIndex, LabelStats, ShardEntry, file_digest};
@@ -93,6 +94,10 @@ impl LabelFolder {
         if !force && let Some(entry) = self.lock().finished(&self.dir, &digest).cloned() {
             return Added::Skipped(Box::new(entry));
         }
+        let scenario = match DriveReader::open(drive).and_then(|reader| DriveScenario::read(&reader)) {
+            Ok(scenario) => scenario,
+            Err(e) => return failed(e.to_string()),
+        };
         let labels = match distill_drive(drive, kernels, &self.options, on_frame) {
             Ok(labels) => labels,
             Err(e) => return failed(e.to_string()),
@@ -111,6 +116,8 @@ impl LabelFolder {
             stats: LabelStats::of(&labels),
             quality: labels.quality.quality(),
             quality_sums: labels.quality,
+            scenario,
+            recovering_frames: labels.recovering_frames,
         };
         let mut index = self.lock();
         index.record(entry.clone());

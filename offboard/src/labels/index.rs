@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nines_datasets::contract::{ModelContract, short_hex};
+use nines_datasets::drive::DriveScenario;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,6 +53,14 @@ pub struct ShardEntry {
     pub quality: Option<Quality>,
     /// Raw sums behind `quality`, so folders can be pooled.
     pub quality_sums: QualitySums,
+    /// The simulated scenario the drive was recorded in (none for a fleet log).
+    #[serde(default)]
+    pub scenario: Option<DriveScenario>,
+    /// Frames (shard indices) showing a recovery state: off the lane centre
+    /// or turned (where the drive records its lane state), or a safety
+    /// driver driving. `recovery_weight` in the training config samples them more.
+    #[serde(default)]
+    pub recovering_frames: Vec<u32>,
 }
 
 /// A drive that failed.
@@ -85,6 +94,58 @@ pub struct LabelStats {
     /// Frames with at least one such entry (their depth and lead stay valid).
     #[serde(default)]
     pub frames_masked: usize,
+    /// How far from its lane centre the vehicle was in each labelled frame,
+    /// where the drive records it (simulated drives); `None` otherwise.
+    #[serde(default)]
+    pub recovery: Option<RecoveryStates>,
+}
+
+/// Histograms of where a drive's labelled frames put the vehicle against
+/// its lane centre: how many recovery states (off-centre, turned) the
+/// labels teach. From /sim/ground_truth/lane; statistics, never a label.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecoveryStates {
+    /// Upper edges of the |lateral offset| bins, m; the last bin is open.
+    pub lateral_edges_m: Vec<f64>,
+    /// Frames per lateral bin (one more than the edges).
+    pub lateral_frames: Vec<usize>,
+    /// Upper edges of the |heading error| bins, degrees; the last bin is open.
+    pub heading_edges_deg: Vec<f64>,
+    /// Frames per heading bin.
+    pub heading_frames: Vec<usize>,
+    /// Frames at least [`Self::OFF_CENTRE_M`] off the centre or
+    /// [`Self::TURNED_DEG`] off the lane's heading: recovery states.
+    pub frames_recovering: usize,
+}
+
+impl Default for RecoveryStates {
+    fn default() -> Self {
+        let lateral_edges_m = vec![0.1, 0.3, 0.6, 0.9, 1.2];
+        let heading_edges_deg = vec![1.0, 2.0, 4.0, 8.0];
+        Self {
+            lateral_frames: vec![0; lateral_edges_m.len() + 1],
+            heading_frames: vec![0; heading_edges_deg.len() + 1],
+            lateral_edges_m,
+            heading_edges_deg,
+            frames_recovering: 0,
+        }
+    }
+}
+
+impl RecoveryStates {
+    /// Off the centre by this much, m, a frame is a recovery state.
+    pub const OFF_CENTRE_M: f64 = 0.3;
+    /// Turned by this much, degrees, a frame is a recovery state.
+    pub const TURNED_DEG: f64 = 2.0;
+
+    /// Counts one frame.
+    pub fn add(&mut self, lateral_m: f64, heading_rad: f64) {
+        let (lateral, heading) = (lateral_m.abs(), heading_rad.abs().to_degrees());
+        let bin = |edges: &[f64], x: f64| edges.iter().position(|e| x < *e).unwrap_or(edges.len());
+        self.lateral_frames[bin(&self.lateral_edges_m, lateral)] += 1;
+        self.heading_frames[bin(&self.heading_edges_deg, heading)] += 1;
+        self.frames_recovering += usize::from(lateral >= Self::OFF_CENTRE_M || heading >= Self::TURNED_DEG);
+    }
 }
 
 impl LabelStats {
@@ -102,7 +163,8 @@ impl LabelStats {
                 / labels.plan_valid.len().max(1) as f64,
             speed_mean_mps: labels.speed.iter().map(|v| f64::from(*v)).sum::<f64>() / n,
             plan_masked: labels.plan_masked,
-            frames_masked: labels.masked_frames,
+            frames_masked: labels.frames_masked,
+            recovery: labels.recovery.clone(),
         }
     }
 }

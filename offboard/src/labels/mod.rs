@@ -9,5 +9,5 @@ mod index;
 mod shard;
 
 pub use folder::{Added, LabelFolder};
-pub use index::{Failure, INDEX_FILE, LabelIndex, LabelStats, ShardEntry, file_digest};
+pub use index::{Failure, INDEX_FILE, LabelIndex, LabelStats, RecoveryStates, ShardEntry, file_digest};
 pub use shard::{CONTRACT_DIGEST_KEY, DRIVE_DIGEST_KEY, DriveShard, ShardLayout, ShardTensor, write_shard};

@@ -36,6 +36,11 @@ pub struct TrainConfig {
     pub augment: bool,
     /// Batch-assembly threads (0: one per core, at most 4).
     pub workers: usize,
+    /// How often a training frame showing a recovery state (the label
+    /// index's `recovering_frames`: off the lane centre, turned, or a
+    /// safety driver driving) is drawn per epoch, relative to the others:
+    /// 2.0 draws it twice (a fraction draws it once more with that chance).
+    pub recovery_weight: f64,
     /// Loss weights.
     pub loss: LossWeights,
 }
@@ -50,11 +55,15 @@ pub struct LossWeights {
     pub plan: f32,
     /// Presence BCE plus distance and relative-speed Huber where known.
     pub lead: f32,
+    /// Weight of a plan point's lateral (y) error against its longitudinal
+    /// (x) one: steering follows y, and a few decimetres of it are the
+    /// difference between holding the lane and leaving it.
+    pub plan_lateral: f32,
 }
 
 impl Default for LossWeights {
     fn default() -> Self {
-        Self { depth: 1.0, plan: 1.0, lead: 0.5 }
+        Self { depth: 1.0, plan: 1.0, lead: 0.5, plan_lateral: 1.0 }
     }
 }
 
@@ -73,6 +82,7 @@ impl Default for TrainConfig {
             steps_per_epoch: 0,
             augment: true,
             workers: 0,
+            recovery_weight: 1.0,
             loss: LossWeights::default(),
         }
     }
@@ -106,6 +116,12 @@ impl TrainConfig {
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return bad("validation_fraction", "must be in (0, 1)");
+        }
+        if !(self.recovery_weight.is_finite() && (1.0..=10.0).contains(&self.recovery_weight)) {
+            return bad("recovery_weight", "must be in 1..=10 (1: recovery states drawn like any frame)");
+        }
+        if !(self.loss.plan_lateral.is_finite() && self.loss.plan_lateral > 0.0) {
+            return bad("loss.plan_lateral", "must be positive");
         }
         if !matches!(self.preset.as_str(), "tiny" | "default") {
             return bad("preset", "must be \"tiny\" or \"default\"");

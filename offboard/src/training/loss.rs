@@ -57,7 +57,9 @@ pub(crate) struct BatchTensors {
 }
 
 impl BatchTensors {
-    pub(crate) fn new(batch: &Batch, set: &LabelSet, device: &Device) -> Self {
+    /// The batch's tensors; `plan_lateral` weighs the plan's lateral (y)
+    /// error against its longitudinal (x) one.
+    pub(crate) fn new(batch: &Batch, set: &LabelSet, plan_lateral: f32, device: &Device) -> Self {
         let n = batch.size;
         let [_, h, w] = set.layout.image;
         let [dh, dw] = set.layout.depth;
@@ -69,7 +71,8 @@ impl BatchTensors {
         let mask: Vec<f32> =
             batch.depth.iter().map(|&d| f32::from(u8::from(d > 0.0 && d <= DEPTH_CAP_M))).collect();
         let log_depth: Vec<f32> = batch.depth.iter().map(|&d| d.max(1e-3).ln()).collect();
-        let plan_weight: Vec<f32> = batch.plan_valid.iter().flat_map(|&v| [v, v, 0.5 * v]).collect();
+        let plan_weight: Vec<f32> =
+            batch.plan_valid.iter().flat_map(|&v| [v, plan_lateral * v, 0.5 * v]).collect();
         let present: Vec<f32> = (0..n).map(|b| f32::from(u8::from(batch.lead[3 * b] >= 0.5))).collect();
         let distance_mask: Vec<f32> = (0..n).map(|b| present[b] * batch.lead_valid[2 * b]).collect();
         let speed_mask: Vec<f32> = (0..n).map(|b| present[b] * batch.lead_valid[2 * b + 1]).collect();

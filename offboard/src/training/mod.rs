@@ -115,36 +115,41 @@ pub struct TrainSummary {
     pub gflops: f64,
 }
 
-/// Trains (or resumes) the run in `out` on the labels in `labels`.
+/// How a training run starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// From freshly initialised weights.
+    Fresh,
+    /// From the best weights of this run (same architecture and contract: a
+    /// data engine's next round).
+    From(&'a Path),
+    /// Continuing the run in `out` from its last checkpoint.
+    Resume,
+}
+
+/// Trains (or resumes) the run in `out` on the labels in the folders `labels`.
 pub fn train(
-    labels: &Path,
+    labels: &[PathBuf],
     config: Option<&TrainConfig>,
     out: &Path,
     device: TrainDevice,
-    resume: bool,
+    start: Start<'_>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainSummary> {
     let base = device.device()?;
-    let set = LabelSet::open(labels, None)?;
-    let run = RunFolder::prepare(out, &set, labels, config, resume)?;
+    let set = LabelSet::open_all(labels, None)?;
+    let (init, resume) = match start {
+        Start::Fresh => (None, false),
+        Start::From(run) => (Some(run), false),
+        Start::Resume => (None, true),
+    };
+    let run = RunFolder::prepare(out, &set, config, init, resume)?;
+    // A warm start is checked before any epoch, so a mismatch is refused at once.
+    let init_weights = init.map(|dir| run.warm_start_from(dir)).transpose()?;
     set.check_contract(&run.contract)?;
     let set = Arc::new(set);
     let config = run.config.clone();
-    let train_drives = set.drive_indices(&run.split.train)?;
-    let validation_drives = set.drive_indices(&run.split.validation)?;
-    let train_samples = set.samples(&train_drives);
-    let validation_samples = set.samples(&validation_drives);
-    if train_samples.len() < config.batch_size || validation_samples.is_empty() {
-        return Err(OffboardError::labels(
-            labels.join(crate::labels::INDEX_FILE),
-            format!(
-                "{} training and {} validation samples (with their stacked history); training needs at least one batch ({}) and one validation sample: distil more or longer drives, or lower batch_size",
-                train_samples.len(),
-                validation_samples.len(),
-                config.batch_size
-            ),
-        ));
-    }
+    let (train_drives, train_samples, validation_samples) = split_samples(&set, &run, labels)?;
 
     base.seed(config.seed);
     let autodiff = base.clone().autodiff();
@@ -160,6 +165,8 @@ pub fn train(
             OffboardError::run(dir.join("optimizer.bpk"), format!("{e}; delete the run or its state.json"))
         })?;
         load_weights(fresh, &dir.join("model.bpk"))?
+    } else if let Some(weights) = &init_weights {
+        load_weights(fresh, weights)?
     } else {
         fresh
     };
@@ -194,7 +201,7 @@ pub fn train(
         let mut images = 0usize;
         let mut lr = 0.0;
         for (i, batch) in batches.take(per_epoch).enumerate() {
-            let tensors = BatchTensors::new(&batch, &set, &autodiff);
+            let tensors = BatchTensors::new(&batch, &set, config.loss.plan_lateral, &autodiff);
             let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
             let (loss, parts) = losses(&raw, &tensors, &config.loss)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -229,6 +236,33 @@ pub fn train(
     Ok(TrainSummary { run: run.dir.clone(), epochs, baselines, parameters, gflops })
 }
 
+/// The run's training drives, its training samples (recovery states drawn
+/// `recovery_weight` times, the same draw on a resume) and its validation
+/// samples; refused when there is not a batch to train on.
+fn split_samples(
+    set: &LabelSet,
+    run: &RunFolder,
+    labels: &[PathBuf],
+) -> Result<(Vec<usize>, Vec<SampleRef>, Vec<SampleRef>)> {
+    let config = &run.config;
+    let train_drives = set.drive_indices(&run.split.train)?;
+    let validation_drives = set.drive_indices(&run.split.validation)?;
+    let train_samples = set.weighted(&set.samples(&train_drives), config.recovery_weight, config.seed);
+    let validation_samples = set.samples(&validation_drives);
+    if train_samples.len() < config.batch_size || validation_samples.is_empty() {
+        return Err(OffboardError::labels(
+            labels[0].join(crate::labels::INDEX_FILE),
+            format!(
+                "{} training and {} validation samples (with their stacked history); training needs at least one batch ({}) and one validation sample: distil more or longer drives, or lower batch_size",
+                train_samples.len(),
+                validation_samples.len(),
+                config.batch_size
+            ),
+        ));
+    }
+    Ok((train_drives, train_samples, validation_samples))
+}
+
 /// Validation loss and metrics of `model` (in validation mode) on `samples`.
 pub fn evaluate(
     model: &Model,
@@ -253,7 +287,7 @@ pub fn evaluate(
         },
     );
     for batch in batches {
-        let tensors = BatchTensors::new(&batch, set, device);
+        let tensors = BatchTensors::new(&batch, set, config.loss.plan_lateral, device);
         let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
         let (_, parts) = losses(&raw, &tensors, &config.loss)?;
         sum.add(&parts.scaled(batch.size as f64));

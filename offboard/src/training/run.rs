@@ -8,6 +8,7 @@ use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use nines_datasets::contract::ModelContract;
+use nines_datasets::drive::DriveScenario;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -40,10 +41,42 @@ pub struct RunState {
 /// Where a run's labels came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
-    /// The label folder.
-    pub labels: PathBuf,
+    /// The label folders (runs made before several were allowed name one).
+    #[serde(deserialize_with = "one_or_many")]
+    pub labels: Vec<PathBuf>,
+    /// The run whose weights this one started from (`nines train --init`).
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Digest of the contract and the training drives' digests.
     pub training_data_digest: String,
+    /// The simulated scenarios of the training drives (the model card lists them).
+    #[serde(default)]
+    pub training_scenarios: Vec<DriveScenario>,
+}
+
+/// A path, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(de: D) -> std::result::Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(path) => vec![path],
+        OneOrMany::Many(paths) => paths,
+    })
+}
+
+/// The simulated scenarios of the drives a split trains on, in shard order.
+#[must_use]
+pub fn training_scenarios(set: &LabelSet, split: &Split) -> Vec<DriveScenario> {
+    set.index
+        .shards
+        .iter()
+        .filter(|entry| split.train.contains(&entry.shard))
+        .filter_map(|entry| entry.scenario.clone())
+        .collect()
 }
 
 /// Digest of the labels a split trains on: the contract and the sorted
@@ -102,8 +135,8 @@ impl RunFolder {
     pub(crate) fn prepare(
         out: &Path,
         set: &LabelSet,
-        labels: &Path,
         config: Option<&TrainConfig>,
+        init: Option<&Path>,
         resume: bool,
     ) -> Result<Self> {
         let config_path = out.join(CONFIG_FILE);
@@ -135,8 +168,10 @@ impl RunFolder {
         let model = ModelConfig::preset(&config.preset, &contract)?;
         let split = set.split(config.validation_fraction, config.seed)?;
         let source = Source {
-            labels: std::path::absolute(labels).unwrap_or_else(|_| labels.to_path_buf()),
+            labels: set.dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect(),
+            init: init.map(|r| std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf())),
             training_data_digest: training_data_digest(set, &split),
+            training_scenarios: training_scenarios(set, &split),
         };
         std::fs::create_dir_all(out).map_err(OffboardError::io(out, "creating the run folder"))?;
         write_atomic(&out.join("contract.json"), to_json(&contract)?.as_bytes())?;
@@ -307,14 +342,56 @@ pub struct TrainedRun {
 /// The run's best (or newest) weights with its files, for export.
 pub fn load_run(dir: &Path) -> Result<TrainedRun> {
     let run = RunFolder::read(dir)?;
-    let best = dir.join("best/model.bpk");
-    let (weights, record) = if best.is_file() {
-        (best, read_json(&dir.join("best/metrics.json")).ok())
-    } else if let Some(checkpoint) = run.state()?.checkpoint {
-        (dir.join(checkpoint).join("model.bpk"), None)
-    } else {
-        return Err(OffboardError::run(dir, "has no trained weights yet; let `nines train` finish an epoch"));
-    };
+    let (weights, record) = run.best_weights()?;
     let model = load_weights(run.model.init(&Device::flex()), &weights)?;
     Ok(TrainedRun { model, run, record })
+}
+
+impl RunFolder {
+    /// The weights a run stands for: its best epoch's, else its newest
+    /// checkpoint's; with the best epoch's record.
+    pub fn best_weights(&self) -> Result<(PathBuf, Option<EpochRecord>)> {
+        let best = self.dir.join("best/model.bpk");
+        if best.is_file() {
+            Ok((best, read_json(&self.dir.join("best/metrics.json")).ok()))
+        } else if let Some(checkpoint) = self.state()?.checkpoint {
+            Ok((self.dir.join(checkpoint).join("model.bpk"), None))
+        } else {
+            Err(OffboardError::run(
+                &self.dir,
+                "has no trained weights yet; let `nines train` finish an epoch",
+            ))
+        }
+    }
+
+    /// The weights of `init` for a warm start of this run: refused unless
+    /// `init` has the same architecture and contract.
+    pub fn warm_start_from(&self, init: &Path) -> Result<PathBuf> {
+        let other = Self::read(init)?;
+        if other.model != self.model {
+            return Err(OffboardError::run(
+                init.join("model.json"),
+                format!(
+                    "a warm start needs the same architecture: {} is preset {:?}, this run is preset {:?} \
+                     (model.json differs); start from scratch, or from a run of preset {:?}",
+                    init.display(),
+                    other.config.preset,
+                    self.config.preset,
+                    self.config.preset
+                ),
+            ));
+        }
+        if other.contract != self.contract {
+            return Err(OffboardError::run(
+                init.join("contract.json"),
+                format!(
+                    "a warm start needs the same contract: {} was trained under {}, these labels under {}",
+                    init.display(),
+                    other.contract.digest(),
+                    self.contract.digest()
+                ),
+            ));
+        }
+        Ok(other.best_weights()?.0)
+    }
 }

@@ -16,9 +16,10 @@ use nines_onboard::safety::Mode;
 use nines_onboard::source::Pacing;
 use nines_sim::events::{Category, SimEvent, blocked};
 use nines_sim::record::{
-    Control, Driver, EPOCH_NANOS, Observation, RecordOptions, RunSummary, simulate, stamp,
+    Control, Driver, EPOCH_NANOS, Mark, Observation, RecordOptions, RunSummary, simulate, stamp,
 };
 
+use super::safety_driver::{Intervention, SafetyDriver, Takeover, Watch};
 use super::suite::{ClosedRun, Suite};
 use crate::Result;
 
@@ -69,6 +70,7 @@ pub fn record_options(suite: &Suite, run: &ClosedRun) -> RecordOptions {
         // A failed run's drive is kept for replay: camera, poses, commands,
         // events and ground truth; the lidar would make it ten times larger.
         record_lidar: false,
+        jpeg_quality: suite.camera.jpeg_quality,
         ..RecordOptions::default()
     }
 }
@@ -90,13 +92,11 @@ pub fn run_closed(
             (simulate(scenario()?, &options, record_to, &mut ExpertDriver)?, Vec::new(), Vec::new())
         }
         Seat::Model { path, config } => {
-            let camera_config = options.camera.clone();
-            let camera =
-                CameraModel::from_camera_info(&camera_config.camera_info(EPOCH_NANOS), "the suite's camera")?;
-            let mount = camera_config.base_link_from_camera();
-            let pipeline = Pipeline::new(config, path, &camera, &mount, Pacing::Lockstep)?;
-            let mut driver = ModelDriver::new(pipeline, config.safety.inference_deadline_ms);
+            let mut driver = ModelDriver::new(&options, path, config, suite.camera.jpeg())?;
             let mut summary = simulate(scenario()?, &options, record_to, &mut driver)?;
+            // Where the car was when it failed, before a never-engaged fault is added.
+            let mut metrics = driver.metrics();
+            metrics.extend(driver.failure_onset(&summary));
             if driver.engaged_at_s.is_none() {
                 summary.events.push(SimEvent {
                     time_secs: summary.duration_secs,
@@ -106,8 +106,6 @@ pub fn run_closed(
                     value: 0.0,
                 });
             }
-            let mut metrics = driver.metrics();
-            metrics.extend(driver.failure_onset(&summary));
             (summary, metrics, driver.commands)
         }
     };
@@ -127,6 +125,25 @@ pub fn run_closed(
     Ok(ClosedResult { summary, metrics, commands })
 }
 
+/// A collection run (HG-DAgger): `model` drives `scenario` with a safety
+/// driver who takes over at `takeover`, recorded to `out` as `options` say.
+/// Returns what the simulator saw and the takeovers.
+pub fn run_supervised(
+    scenario: nines_sim::Scenario,
+    options: &RecordOptions,
+    model: &Path,
+    config: &Config,
+    jpeg: Option<u8>,
+    takeover: Takeover,
+    out: &Path,
+) -> Result<(RunSummary, Vec<Intervention>)> {
+    let mut driver = ModelDriver::new(options, model, config, jpeg)?;
+    driver.safety_driver = Some(SafetyDriver::new(takeover));
+    let summary = simulate(scenario, options, Some(out), &mut driver)?;
+    let interventions = driver.safety_driver.map(|d| d.interventions).unwrap_or_default();
+    Ok((summary, interventions))
+}
+
 /// A run's measured inference times (preprocess + inference per frame, s)
 /// as metrics: mean, p50, p99 and max in ms, and the deadline they would be
 /// judged against in real time. They are measured on the wall clock and
@@ -142,7 +159,7 @@ pub fn inference_metrics(busy_s: &[f64], deadline_ms: f64) -> Vec<(String, f64)>
         ("inference_mean_ms".to_string(), mean),
         ("inference_p50_ms".to_string(), nines_onboard::runtime::percentile(&mut ms, 0.5)),
         ("inference_p99_ms".to_string(), nines_onboard::runtime::percentile(&mut ms, 0.99)),
-        ("inference_max_ms".to_string(), ms.last().copied().unwrap_or(0.0)),
+        ("inference_max_ms".to_string(), ms.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
         ("inference_deadline_ms".to_string(), deadline_ms),
     ]
 }
@@ -175,11 +192,23 @@ struct ModelDriver {
     commands: Vec<(f64, AckermannDrive)>,
     /// (sim time s, lateral offset m, heading error rad) at every step.
     lane_errors: Vec<(f64, f64, f64)>,
+    /// JPEG quality of the camera path frames take, if they take it.
+    jpeg: Option<u8>,
+    /// The newest frame after that path (`None` if it could not be carried).
+    seen: Option<image::RgbImage>,
+    /// The safety driver of a collection run; none in evaluation.
+    safety_driver: Option<SafetyDriver>,
 }
 
 impl ModelDriver {
-    fn new(pipeline: Pipeline, deadline_ms: f64) -> Self {
-        Self {
+    /// The runtime on `model` with `config`, for the camera of `options`,
+    /// fed frames through JPEG at `jpeg` quality if given.
+    fn new(options: &RecordOptions, model: &Path, config: &Config, jpeg: Option<u8>) -> Result<Self> {
+        let camera =
+            CameraModel::from_camera_info(&options.camera.camera_info(EPOCH_NANOS), "the suite's camera")?;
+        let mount = options.camera.base_link_from_camera();
+        let pipeline = Pipeline::new(config, model, &camera, &mount, Pacing::Lockstep)?;
+        Ok(Self {
             pipeline,
             last_frame_s: None,
             engaged_at_s: None,
@@ -188,10 +217,13 @@ impl ModelDriver {
             speed_error: 0.0,
             engaged_steps: 0,
             busy_s: Vec::new(),
-            deadline_ms,
+            deadline_ms: config.safety.inference_deadline_ms,
             commands: Vec::new(),
             lane_errors: Vec::new(),
-        }
+            jpeg,
+            seen: None,
+            safety_driver: None,
+        })
     }
 
     fn metrics(&self) -> Vec<(String, f64)> {
@@ -206,9 +238,7 @@ impl ModelDriver {
         }
         metrics
     }
-}
 
-impl ModelDriver {
     /// Where the car was against its lane when the run's first failure
     /// began: how far off-centre (m) and how far turned (degrees) the model
     /// gets before it fails, which sizes the disturbances of recovery data.
@@ -229,12 +259,16 @@ impl Driver for ModelDriver {
         let frame = match o.camera {
             Some((t, image)) if self.last_frame_s != Some(t) => {
                 self.last_frame_s = Some(t);
-                Some(FrameRef {
-                    stamp_ns: stamp(t),
-                    rgb: Some(image.as_raw()),
-                    width: image.width(),
-                    height: image.height(),
-                })
+                // A frame the camera path cannot carry reaches the runtime
+                // as an undecodable one, which its safety monitor counts.
+                let rgb = match self.jpeg {
+                    Some(quality) => {
+                        self.seen = nines_datasets::image::through_jpeg(image, quality).ok();
+                        self.seen.as_ref().map(|i| i.as_raw().as_slice())
+                    }
+                    None => Some(image.as_raw().as_slice()),
+                };
+                Some(FrameRef { stamp_ns: stamp(t), rgb, width: image.width(), height: image.height() })
             }
             _ => None,
         };
@@ -246,7 +280,9 @@ impl Driver for ModelDriver {
         if out.mode == Mode::Engaged && self.engaged_at_s.is_none() {
             self.engaged_at_s = Some(o.time_secs);
         }
+        // With a safety driver a controlled stop is a takeover, not a failure.
         if out.stopped
+            && self.safety_driver.is_none()
             && let Some(v) = out.violation
         {
             self.faults.push(SimEvent {
@@ -259,7 +295,19 @@ impl Driver for ModelDriver {
         let (lateral, heading) = o.sim.lane_error();
         self.lane_errors.push((o.time_secs, lateral, heading));
         let expert = o.sim.expert_command();
-        let command = if self.engaged_at_s.is_none() {
+        let pipeline = &mut self.pipeline;
+        let safety_drives = self.safety_driver.as_mut().is_some_and(|driver| {
+            let watch = Watch {
+                time_s: o.time_secs,
+                lateral_m: lateral,
+                heading_rad: heading,
+                ttc_s: o.sim.time_to_collision(),
+                runtime_stopped: out.stopped,
+                runtime_engaged: out.mode == Mode::Engaged,
+            };
+            driver.watch(&watch, &mut || pipeline.request_engage())
+        });
+        let command = if self.engaged_at_s.is_none() || safety_drives {
             expert
         } else {
             self.engaged_steps += 1;
@@ -273,10 +321,20 @@ impl Driver for ModelDriver {
 
     fn control(&self) -> Control {
         // The expert holds the seat until the runtime engages, as a safety driver hands over.
-        Control::by(if self.engaged_at_s.is_some() { Controller::Model } else { Controller::Human })
+        Control::by(if self.safety_driver.as_ref().is_some_and(SafetyDriver::driving) {
+            Controller::SafetyDriver
+        } else if self.engaged_at_s.is_some() {
+            Controller::Model
+        } else {
+            Controller::Human
+        })
     }
 
     fn faults(&mut self) -> Vec<SimEvent> {
         std::mem::take(&mut self.faults)
+    }
+
+    fn marks(&mut self, _now_secs: f64) -> Vec<Mark> {
+        self.safety_driver.as_mut().map(SafetyDriver::take_marks).unwrap_or_default()
     }
 }

@@ -14,6 +14,7 @@ use nines_sim::record::{RecordOptions, record_expert};
 use rayon::prelude::*;
 
 use nines_datasets::contract::ModelContract;
+use nines_datasets::drive::DriveScenario;
 
 use super::closed_loop::{Seat, inference_metrics, run_closed};
 use super::ledger::{Ledger, Outcome, Policy, Release, RunEvent, RunRecord};
@@ -97,10 +98,11 @@ fn sanitise(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
-/// The release row for this eval (model digest and contract read from the ONNX file).
-fn release_row(options: &EvalOptions) -> Result<Release> {
-    let (policy, model_path, model_digest, contract) = match &options.seat {
-        Seat::Expert => (Policy::Expert, None, None, None),
+/// The release row for this eval (model digest and contract read from the
+/// ONNX file), and the scenarios the model's card says it trained on.
+fn release_row(options: &EvalOptions) -> Result<(Release, Vec<DriveScenario>)> {
+    let (policy, model_path, model_digest, contract, trained) = match &options.seat {
+        Seat::Expert => (Policy::Expert, None, None, None, Vec::new()),
         Seat::Model { path, config } => {
             let inference = Inference::load(path, &config.model, &config.base_dir)?;
             (
@@ -108,10 +110,11 @@ fn release_row(options: &EvalOptions) -> Result<Release> {
                 Some(path.display().to_string()),
                 Some(inference.digest().to_string()),
                 Some(serde_json::to_string(&inference.card().contract)?),
+                inference.card().training_scenarios.clone(),
             )
         }
     };
-    Ok(Release {
+    let release = Release {
         id: 0,
         name: options.release.clone(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -122,7 +125,8 @@ fn release_row(options: &EvalOptions) -> Result<Release> {
         model_digest,
         contract,
         tool_version: env!("CARGO_PKG_VERSION").into(),
-    })
+    };
+    Ok((release, trained))
 }
 
 /// The vehicle config an eval runs the pipeline with: nothing recorded,
@@ -166,7 +170,8 @@ fn pending_jobs(
 pub fn eval(options: &EvalOptions, progress: &dyn Progress) -> Result<EvalSummary> {
     let suite = &options.suite;
     let mut ledger = Ledger::open(&options.ledger)?;
-    let release = ledger.add_release(&release_row(options)?)?;
+    let (row, trained) = release_row(options)?;
+    let release = ledger.add_release(&row)?;
     // The model's contract, read once (open-loop runs distil with it).
     let contract: Option<ModelContract> =
         release
@@ -208,9 +213,10 @@ pub fn eval(options: &EvalOptions, progress: &dyn Progress) -> Result<EvalSummar
     // Open-loop drives first, then the closed-loop runs on their own, so
     // the closed-loop throughput is measured cleanly.
     let (closed, open): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| matches!(j, Job::Closed(_)));
-    let mut errors = run_jobs(&pool, &open, options, contract.as_ref(), &mut ledger, &mut summary, progress)?;
+    let model = ModelFacts { contract, trained };
+    let mut errors = run_jobs(&pool, &open, options, &model, &mut ledger, &mut summary, progress)?;
     let started = Instant::now();
-    errors.extend(run_jobs(&pool, &closed, options, contract.as_ref(), &mut ledger, &mut summary, progress)?);
+    errors.extend(run_jobs(&pool, &closed, options, &model, &mut ledger, &mut summary, progress)?);
     summary.closed.1 = started.elapsed().as_secs_f64();
     let jobs = open.len() + closed.len();
     if !errors.is_empty() {
@@ -219,13 +225,29 @@ pub fn eval(options: &EvalOptions, progress: &dyn Progress) -> Result<EvalSummar
     Ok(summary)
 }
 
+/// What an eval knows of the model under test.
+struct ModelFacts {
+    /// Its contract (open-loop runs distil with it); none for the expert.
+    contract: Option<ModelContract>,
+    /// The scenarios its card says it trained on.
+    trained: Vec<DriveScenario>,
+}
+
+impl ModelFacts {
+    /// Whether the model trained on the scenario of `run` (a closed-loop run's family and seed).
+    fn saw(&self, run: &RunRecord) -> bool {
+        run.seed.is_some_and(|seed| self.trained.iter().any(|s| s.is(&run.family, seed)))
+    }
+}
+
 /// Runs `jobs` on `pool`, recording each result in the ledger as it
-/// arrives; returns the jobs that could not run.
+/// arrives (marking runs the model trained on); returns the jobs that could
+/// not run.
 fn run_jobs(
     pool: &rayon::ThreadPool,
     jobs: &[Job],
     options: &EvalOptions,
-    contract: Option<&ModelContract>,
+    model: &ModelFacts,
     ledger: &mut Ledger,
     summary: &mut EvalSummary,
     progress: &dyn Progress,
@@ -242,7 +264,7 @@ fn run_jobs(
                 pool.install(|| {
                     jobs.par_iter().for_each_with(tx, |tx, job| {
                         // The receiver only goes away when recording failed; that error is reported.
-                        let _ = tx.send(run_job(job, options, contract, &drives_dir));
+                        let _ = tx.send(run_job(job, options, model.contract.as_ref(), &drives_dir));
                     });
                 });
             })
@@ -251,7 +273,8 @@ fn run_jobs(
             progress.advance(1);
             match result {
                 Ok(runs) => {
-                    for run in runs {
+                    for mut run in runs {
+                        run.seen_in_training = model.saw(&run);
                         summary.closed.0 += usize::from(run.kind == "closed");
                         summary.failures += usize::from(run.outcome == Outcome::Fail);
                         summary.recorded += 1;
@@ -309,6 +332,7 @@ fn open_records(
             replay: None,
             events: Vec::new(),
             metrics: Vec::new(),
+            seen_in_training: false,
         }]);
     };
     if !drive.exists() {
@@ -383,6 +407,7 @@ fn closed_record(run: &ClosedRun, options: &EvalOptions, drives_dir: &Path) -> R
             })
             .collect(),
         metrics,
+        seen_in_training: false,
     })
 }
 
@@ -407,6 +432,7 @@ fn generate_drives(
             let options = RecordOptions {
                 camera: suite.camera.config(),
                 duration_secs: Some(*duration_s),
+                jpeg_quality: suite.camera.jpeg_quality,
                 ..RecordOptions::default()
             };
             // Written aside and renamed, so an interrupted recording is never taken for a drive.
@@ -426,6 +452,42 @@ fn generate_drives(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_a_trained_scenario_is_marked_seen() {
+        let scenario = |family: &str, seed: u64, disturb: &str| DriveScenario {
+            family: family.into(),
+            seed,
+            duration_s: 30.0,
+            disturb: disturb.into(),
+        };
+        let model = ModelFacts {
+            contract: None,
+            trained: vec![scenario("straight", 1, "dart"), scenario("curves", 1_000_000, "none")],
+        };
+        let run = |family: &str, seed: Option<u64>| RunRecord {
+            key: format!("closed/{family}/{seed:?}"),
+            kind: "closed".into(),
+            family: family.into(),
+            seed,
+            drive: None,
+            must_pass: false,
+            outcome: Outcome::Pass,
+            category: None,
+            km: 0.1,
+            hours: 0.01,
+            kept_drive: None,
+            replay: None,
+            events: Vec::new(),
+            metrics: Vec::new(),
+            seen_in_training: false,
+        };
+        // The same road, actors and weather however it was driven: a disturbed drive leaks too.
+        assert!(model.saw(&run("straight", Some(1))));
+        assert!(!model.saw(&run("straight", Some(0))), "another seed");
+        assert!(!model.saw(&run("curves", Some(1))), "another family");
+        assert!(!model.saw(&run("open:straight-1", None)), "an open-loop window has no seed");
+    }
 
     #[test]
     fn shards_parse() {

@@ -9,8 +9,15 @@ use std::path::{Path, PathBuf};
 use crate::{Context, HarnessError, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Bumped when the schema changes; older files are refused with the fix.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the schema changes. A file of an older version is upgraded
+/// in place by [`UPGRADES`] (nothing recorded is lost); any other is refused.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The statements that take a ledger from version `i + 1` to `i + 2`.
+const UPGRADES: &[&str] = &[
+    // 1 -> 2: runs whose scenario the model trained on (every earlier run: not known, so not marked).
+    "ALTER TABLE runs ADD COLUMN seen_in_training INTEGER NOT NULL DEFAULT 0;",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS releases (
@@ -40,6 +47,7 @@ CREATE TABLE IF NOT EXISTS runs (
     hours REAL NOT NULL,
     kept_drive TEXT,
     replay TEXT,
+    seen_in_training INTEGER NOT NULL DEFAULT 0,
     UNIQUE (release_id, key)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -180,6 +188,9 @@ pub struct RunRecord {
     pub events: Vec<RunEvent>,
     /// Metrics by name.
     pub metrics: Vec<(String, f64)>,
+    /// The model trained on this run's scenario (its card lists it): the
+    /// report counts it apart from the nines.
+    pub seen_in_training: bool,
 }
 
 /// An open ledger file.
@@ -220,7 +231,19 @@ impl Ledger {
             .conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
             .with_context(damaged)?;
-        if tables > 0 && version != SCHEMA_VERSION {
+        if tables > 0 && (1..SCHEMA_VERSION).contains(&version) {
+            for (i, upgrade) in UPGRADES.iter().enumerate().skip(usize::try_from(version - 1).unwrap_or(0)) {
+                self.conn
+                    .execute_batch(&format!("BEGIN; {upgrade} PRAGMA user_version = {}; COMMIT;", i + 2))
+                    .with_context(|| {
+                        format!(
+                            "{}: upgrading the ledger from schema version {} (is it read-only?)",
+                            self.path.display(),
+                            i + 1
+                        )
+                    })?;
+            }
+        } else if tables > 0 && version != SCHEMA_VERSION {
             return Err(HarnessError::Ledger {
                 path: self.path.clone(),
                 detail: format!(
@@ -321,8 +344,8 @@ impl Ledger {
     pub fn record_run(&mut self, release_id: i64, run: &RunRecord) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO runs (release_id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO runs (release_id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay, seen_in_training)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 release_id,
                 run.key,
@@ -336,7 +359,8 @@ impl Ledger {
                 run.km,
                 run.hours,
                 run.kept_drive,
-                run.replay
+                run.replay,
+                run.seen_in_training
             ],
         )
         .with_context(|| format!("recording run {} (already recorded?)", run.key))?;
@@ -360,7 +384,7 @@ impl Ledger {
     /// Every run of a release, with events and metrics, in key order.
     pub fn runs(&self, release_id: i64) -> Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay
+            "SELECT id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay, seen_in_training
              FROM runs WHERE release_id = ?1 ORDER BY key",
         )?;
         let rows = stmt
@@ -382,6 +406,7 @@ impl Ledger {
                         replay: r.get(12)?,
                         events: Vec::new(),
                         metrics: Vec::new(),
+                        seen_in_training: r.get(13)?,
                     },
                     r.get::<_, String>(7)?,
                 ))
@@ -494,6 +519,7 @@ mod tests {
                 value: 2.0,
             }],
             metrics: vec![("progress_m".into(), 300.0)],
+            seen_in_training: false,
         }
     }
 
@@ -534,6 +560,44 @@ mod tests {
         let other = Ledger::open(&dir.path().join("other.db")).unwrap();
         other.add_release(&release("v1", "ccc")).unwrap();
         assert!(all.merge(&other).is_err(), "a different model under the same name is refused");
+    }
+
+    #[test]
+    fn a_ledger_of_the_first_schema_is_upgraded_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // Version 1 had no seen_in_training column.
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace("    seen_in_training INTEGER NOT NULL DEFAULT 0,\n", "");
+            assert_ne!(v1, SCHEMA);
+            conn.execute_batch(&v1).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+            conn.execute(
+                "INSERT INTO releases (name, created_at, suite, suite_digest, policy, tool_version)
+                 VALUES ('old', 't', 'small', 's', 'expert', '0.1.0')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO runs (release_id, key, kind, family, seed, must_pass, outcome, km, hours)
+                 VALUES (1, 'closed/straight/0', 'closed', 'straight', 0, 0, 'fail', 0.1, 0.01)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        let old = ledger.release("old").unwrap().unwrap();
+        let runs = ledger.runs(old.id).unwrap();
+        assert_eq!(runs.len(), 1, "the recorded run is kept");
+        assert_eq!(runs[0].outcome, Outcome::Fail);
+        assert!(!runs[0].seen_in_training);
+        let version: i64 = ledger.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let seen = RunRecord { seen_in_training: true, ..run("closed/straight/3", Outcome::Pass) };
+        let new = ledger.add_release(&release("new", "aaa")).unwrap();
+        ledger.record_run(new.id, &seen).unwrap();
+        assert_eq!(ledger.runs(new.id).unwrap(), vec![seen], "the mark round-trips");
     }
 
     #[test]

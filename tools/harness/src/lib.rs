@@ -14,12 +14,15 @@
 //! on the CLI or rerun.
 
 pub mod closed_loop;
+pub mod collect;
+pub mod engine;
 mod error;
 pub mod eval;
 pub mod ledger;
 pub mod open_loop;
 mod progress;
 pub mod report;
+pub mod safety_driver;
 pub mod stats;
 pub mod suite;
 

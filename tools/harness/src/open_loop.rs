@@ -197,6 +197,7 @@ pub fn windows(drive: &Path, checks: &[FrameCheck], thresholds: &Thresholds, mod
                     if compared > 0 { error_sum / f64::from(compared) } else { 0.0 },
                 ),
             ],
+            seen_in_training: false,
         });
     }
     runs

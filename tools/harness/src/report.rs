@@ -99,6 +99,8 @@ pub struct FailureLine {
     pub must_pass: bool,
     /// The command that replays it.
     pub replay: Option<String>,
+    /// The model trained on the run's scenario (counted apart).
+    pub seen_in_training: bool,
 }
 
 /// How long the model took per frame in a release's runs, as measured on
@@ -168,6 +170,9 @@ pub struct ReleaseReport {
     pub inference: Option<InferenceTiming>,
     /// Per family.
     pub families: Vec<FamilyReport>,
+    /// Runs whose scenario the model trained on, counted apart: they are
+    /// in neither the release's figures nor its families'. `None` if none.
+    pub seen_in_training: Option<Figures>,
     /// Every failure.
     pub failed_runs: Vec<FailureLine>,
 }
@@ -176,8 +181,10 @@ impl ReleaseReport {
     /// The report of one release's runs.
     #[must_use]
     pub fn of(release: &Release, runs: &[RunRecord]) -> Self {
+        let (seen, unseen): (Vec<&RunRecord>, Vec<&RunRecord>) =
+            runs.iter().partition(|r| r.seen_in_training);
         let mut by_family: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
-        for run in runs {
+        for run in &unseen {
             by_family.entry(run.family.as_str()).or_default().push(run);
         }
         Self {
@@ -186,13 +193,14 @@ impl ReleaseReport {
             model_digest: release.model_digest.clone(),
             suite: release.suite.clone(),
             created_at: release.created_at.clone(),
-            figures: Figures::of(runs),
+            figures: Figures::of(unseen.iter().copied()),
             skipped: runs.iter().filter(|r| r.outcome == Outcome::Skipped).count() as u64,
             inference: InferenceTiming::of(runs),
             families: by_family
                 .into_iter()
                 .map(|(family, runs)| FamilyReport { family: family.into(), figures: Figures::of(runs) })
                 .collect(),
+            seen_in_training: (!seen.is_empty()).then(|| Figures::of(seen.iter().copied())),
             failed_runs: runs
                 .iter()
                 .filter(|r| r.outcome == Outcome::Fail)
@@ -205,10 +213,24 @@ impl ReleaseReport {
                         detail: first.map_or_else(String::new, |e| e.detail.clone()),
                         must_pass: r.must_pass,
                         replay: r.replay.clone(),
+                        seen_in_training: r.seen_in_training,
                     }
                 })
                 .collect(),
         }
+    }
+}
+
+impl ReleaseReport {
+    /// The line on runs seen in training, if the release has any.
+    #[must_use]
+    pub fn seen_line(&self) -> Option<String> {
+        self.seen_in_training.as_ref().map(|f| {
+            format!(
+                "seen in training: {} runs, {} failures, counted apart (the model trained on their scenarios)",
+                f.runs, f.failures
+            )
+        })
     }
 }
 
@@ -276,6 +298,9 @@ pub fn text(reports: &[ReleaseReport]) -> String {
         if let Some(line) = r.inference.as_ref().map(InferenceTiming::line) {
             let _ = writeln!(out, "  {line}");
         }
+        if let Some(line) = r.seen_line() {
+            let _ = writeln!(out, "  {line}");
+        }
         let _ = writeln!(
             out,
             "  {:<30} {:>5} {:>5} {:>8} {:>9} {:>6}  failures by category",
@@ -303,9 +328,10 @@ pub fn text(reports: &[ReleaseReport]) -> String {
         for fail in &r.failed_runs {
             let _ = writeln!(
                 out,
-                "  FAIL {}{} at {:.1} s: {} ({})",
+                "  FAIL {}{}{} at {:.1} s: {} ({})",
                 fail.run,
                 if fail.must_pass { " [must pass]" } else { "" },
+                if fail.seen_in_training { " [seen in training]" } else { "" },
                 fail.time_s,
                 fail.category,
                 fail.detail
@@ -439,6 +465,9 @@ pub fn html(reports: &[ReleaseReport]) -> Result<String> {
             let class = if timing.slow { " class=\"fail\"" } else { "" };
             let _ = write!(out, "<p{class}>{}</p>", escape(&timing.line()));
         }
+        if let Some(line) = r.seen_line() {
+            let _ = write!(out, "<p>{}</p>", escape(&line));
+        }
         out.push_str(
             "<table><tr><th>family</th><th>runs</th><th>failures</th><th>rate</th><th>upper bound</th><th>nines</th>\
              <th>per km (95%)</th><th>per hour (95%)</th><th>failures by category</th></tr>",
@@ -467,9 +496,10 @@ pub fn html(reports: &[ReleaseReport]) -> Result<String> {
             for fail in &r.failed_runs {
                 let _ = write!(
                     out,
-                    "<li class=\"fail\"><b>{}</b>{} at {:.1} s: {} ({}){}</li>",
+                    "<li class=\"fail\"><b>{}</b>{}{} at {:.1} s: {} ({}){}</li>",
                     escape(&fail.run),
                     if fail.must_pass { " [must pass]" } else { "" },
+                    if fail.seen_in_training { " [seen in training]" } else { "" },
                     fail.time_s,
                     escape(&fail.category),
                     escape(&fail.detail),
@@ -566,6 +596,7 @@ mod tests {
                     Vec::new()
                 },
                 metrics: Vec::new(),
+                seen_in_training: false,
             })
             .collect()
     }
@@ -619,6 +650,25 @@ mod tests {
         assert!(text(&[timed(&[40.0], &[95.0])]).contains("SLOW"));
         // The expert has no model to time.
         assert!(ReleaseReport::of(&release("e"), &runs("straight", 3, 0)).inference.is_none());
+    }
+
+    #[test]
+    fn runs_seen_in_training_are_counted_apart() {
+        let mut all = runs("straight", 10, 3);
+        for run in &mut all[..4] {
+            run.seen_in_training = true;
+        }
+        let report = ReleaseReport::of(&release("leaky"), &all);
+        // Seeds 0..4 were trained on (3 of them failed): the nines count seeds 4..10 only.
+        assert_eq!((report.figures.runs, report.figures.failures), (6, 0));
+        assert_eq!((report.families[0].figures.runs, report.families[0].figures.failures), (6, 0));
+        let seen = report.seen_in_training.as_ref().unwrap();
+        assert_eq!((seen.runs, seen.failures), (4, 3));
+        let text = text(std::slice::from_ref(&report));
+        assert!(text.contains("seen in training: 4 runs, 3 failures, counted apart"), "{text}");
+        assert!(text.contains("FAIL closed/straight/0 [seen in training]"), "{text}");
+        assert!(html(std::slice::from_ref(&report)).unwrap().contains("seen in training: 4 runs"));
+        assert!(ReleaseReport::of(&release("clean"), &runs("straight", 3, 1)).seen_in_training.is_none());
     }
 
     #[test]

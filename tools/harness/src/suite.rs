@@ -40,6 +40,30 @@ pub struct SuiteCamera {
     pub width: u32,
     /// Rows.
     pub height: u32,
+    /// How closed-loop frames reach the model: `jpeg` (the default) takes
+    /// the path of a recorded drive's frames, the ones the model trained
+    /// on; `raw` hands the rendered pixels over untouched.
+    #[serde(default)]
+    pub frames: FramePath,
+    /// JPEG quality of those frames and of generated drives, 1..=100
+    /// (90 by default, as `nines sim` records).
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+}
+
+/// How a suite's closed-loop frames reach the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FramePath {
+    /// Encoded and decoded as a recorded drive's frames are.
+    #[default]
+    Jpeg,
+    /// The rendered pixels.
+    Raw,
+}
+
+fn default_jpeg_quality() -> u8 {
+    nines_sim::record::RecordOptions::default().jpeg_quality
 }
 
 impl SuiteCamera {
@@ -52,11 +76,17 @@ impl SuiteCamera {
             ..nines_sim::render::camera::CameraConfig::default()
         }
     }
+
+    /// The JPEG quality closed-loop frames go through, if they do.
+    #[must_use]
+    pub fn jpeg(self) -> Option<u8> {
+        (self.frames == FramePath::Jpeg).then_some(self.jpeg_quality)
+    }
 }
 
 impl Default for SuiteCamera {
     fn default() -> Self {
-        Self { width: 512, height: 256 }
+        Self { width: 512, height: 256, frames: FramePath::Jpeg, jpeg_quality: default_jpeg_quality() }
     }
 }
 
@@ -170,6 +200,23 @@ struct SimulateFile {
     duration_s: f64,
 }
 
+/// The first collection seed: training drives are simulated from seeds at
+/// or above it, suites evaluate below it, so no suite run is ever a
+/// training drive's scenario.
+pub const COLLECTION_SEEDS: u64 = 1_000_000;
+
+/// A suite's seeds: parsed, and below [`COLLECTION_SEEDS`].
+fn eval_seeds(text: &str) -> Result<Range<u64>> {
+    let range = parse_seeds(text)?;
+    if range.end > COLLECTION_SEEDS {
+        return Err(HarnessError::invalid(format!(
+            "seeds {text:?} reach {COLLECTION_SEEDS} or beyond, which are collection seeds (training drives): \
+             evaluate on seeds below {COLLECTION_SEEDS}"
+        )));
+    }
+    Ok(range)
+}
+
 /// Parses `A..B` (B excluded) or a single seed.
 pub fn parse_seeds(text: &str) -> Result<Range<u64>> {
     let bad =
@@ -192,7 +239,9 @@ pub fn parse_seeds(text: &str) -> Result<Range<u64>> {
 fn families(given: Families, field: &str) -> Result<Vec<String>> {
     let known: Vec<&str> = nines_sim::FAMILIES.iter().map(|(name, _)| *name).collect();
     let list = match given {
-        Families::All(all) if all == "all" => return Ok(known.iter().map(|s| (*s).to_string()).collect()),
+        Families::All(all) if all == "all" => {
+            return Ok(nines_sim::all_families().into_iter().map(str::to_owned).collect());
+        }
         Families::All(other) => {
             return Err(HarnessError::invalid(format!(
                 "{field} = {other:?}: write \"all\" or a list of families"
@@ -255,6 +304,12 @@ impl Suite {
                 file.camera.width, file.camera.height
             )));
         }
+        if !(1..=100).contains(&file.camera.jpeg_quality) {
+            return Err(HarnessError::invalid(format!(
+                "camera.jpeg_quality = {}: must lie in 1..=100",
+                file.camera.jpeg_quality
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut closed_loop = Vec::new();
         for (i, entry) in file.closed_loop.into_iter().enumerate() {
@@ -266,7 +321,7 @@ impl Suite {
             }
             closed_loop.push(ClosedLoop {
                 families: families(entry.families, &format!("{field}.families"))?,
-                seeds: parse_seeds(&entry.seeds).with_context(|| format!("{field}.seeds"))?,
+                seeds: eval_seeds(&entry.seeds).with_context(|| format!("{field}.seeds"))?,
                 duration_s: entry.duration_s,
                 must_pass: entry.must_pass,
             });
@@ -282,7 +337,7 @@ impl Suite {
                     }
                     OpenLoop::Simulate {
                         families: families(sim.families, &format!("{field}.simulate.families"))?,
-                        seeds: parse_seeds(&sim.seeds).with_context(|| format!("{field}.simulate.seeds"))?,
+                        seeds: eval_seeds(&sim.seeds).with_context(|| format!("{field}.simulate.seeds"))?,
                         duration_s: sim.duration_s,
                     }
                 }
@@ -406,7 +461,7 @@ mod tests {
         )
         .unwrap();
         let runs = suite.closed_runs();
-        assert_eq!(runs.len(), 6 + nines_sim::FAMILIES.len());
+        assert_eq!(runs.len(), 6 + nines_sim::all_families().len());
         assert_eq!(runs[4].key(), "closed/curves/1");
         assert!(runs.last().unwrap().must_pass && !runs[0].must_pass);
         let cache = Path::new("/nowhere");

@@ -28,7 +28,7 @@ const SMALL_SUITE: &str = include_str!("../../../suites/small.toml");
 
 /// The quick variant's suite: two families, short runs, a short drive open loop.
 const QUICK_SUITE: &str = r#"name = "quick"
-description = "The demo's quick variant (tests): two families, one seed of 8 s; open loop, a simulated 20 s and one training drive."
+description = "The demo's quick variant (tests): two families, one seed of 8 s; open loop, a simulated 20 s and one of the demo's own drives (a logged drive's path)."
 [camera]
 width = 256
 height = 128
@@ -39,13 +39,14 @@ duration_s = 8.0
 [[open_loop]]
 simulate = { families = ["straight"], seeds = "0", duration_s = 20.0 }
 [[open_loop]]
-drives = ["drives/lead_brake-0.mcap"]
+drives = ["drives/lead_brake-1000000.mcap"]
 "#;
 
 /// `nines demo --help`.
 pub(crate) const LONG_ABOUT: &str = "The main job end to end, on CPU, in about 6 minutes on two cores \
-(release build): simulate 12 drives with the expert (camera, lidar, poses), distil their lidar \
-into labels, train the tiny network, export it to ONNX (parity-checked in ONNX Runtime), \
+(release build): simulate 12 drives with the expert under dart disturbances (camera, lidar, \
+poses; seeds from 1,000,000, which no suite uses), distil their lidar into labels (never \
+imitating a disturbance), train the tiny network, export it to ONNX (parity-checked in ONNX Runtime), \
 evaluate the expert and the model on the small suite into a ledger, print the nines and write \
 an HTML report. Everything goes under --out; running it again adds a release to the same ledger.";
 
@@ -69,25 +70,28 @@ pub struct DemoArgs {
 /// Steps 1 to 4: drives, labels, training, export; returns the drives and the model.
 fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
     let out = &args.out;
-    let (families, seeds, duration, epochs) = if args.quick {
-        ("straight,lead_brake", "0..1", 8.0, args.epochs.unwrap_or(1))
+    // Collection seeds, which no suite uses: the suites' runs stay unseen.
+    let first = nines_harness::suite::COLLECTION_SEEDS;
+    let (families, count, duration, epochs) = if args.quick {
+        ("straight,lead_brake", 1, 8.0, args.epochs.unwrap_or(1))
     } else {
         (
             "straight,curves,lead_brake,cut_in,stopped_vehicle,pedestrian_crossing",
-            "0..2",
+            2,
             30.0,
             args.epochs.unwrap_or(6),
         )
     };
+    let seeds = format!("{first}..{}", first + count);
     let drives = out.join("drives");
     println!(
-        "[1/7] simulating the expert on {families} (seeds {seeds}, {duration} s) -> {}",
+        "[1/7] simulating the expert with dart disturbances on {families} (seeds {seeds}, {duration} s) -> {}",
         drives.display()
     );
     super::sim::run(SimCommand::Batch {
         families: families.into(),
-        seeds: seeds.into(),
-        sensors: SensorArgs { duration: Some(duration), width: 256, height: 128, disturb: "none".into() },
+        seeds: seeds.clone(),
+        sensors: SensorArgs { duration: Some(duration), width: 256, height: 128, disturb: "dart".into() },
         out: drives.clone(),
         jobs: Some(jobs),
     })?;
@@ -107,15 +111,16 @@ fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<
     }
     let run_dir = out.join("runs").join(stamp);
     let train_config = out.join("tiny.toml");
-    std::fs::write(&train_config, format!("preset = \"tiny\"\nepochs = {epochs}\n"))
-        .with_context(|| format!("writing {}", train_config.display()))?;
+    let text = format!("preset = \"tiny\"\nepochs = {epochs}\n");
+    std::fs::write(&train_config, text).with_context(|| format!("writing {}", train_config.display()))?;
     println!("[3/7] training the tiny network for {epochs} epochs -> {}", run_dir.display());
     super::train::run(&TrainArgs {
-        labels: labels.clone(),
+        labels: vec![labels.clone()],
         config: Some(train_config),
         out: run_dir.clone(),
         device: TrainDeviceArg::Cpu,
         resume: false,
+        init: None,
     })?;
     let model = out.join(format!("model-{stamp}.onnx"));
     println!("[4/7] exporting to ONNX -> {}", model.display());

@@ -61,7 +61,7 @@ pub enum SimCommand {
     Serve(super::sim_serve::ServeArgs),
     /// Record many runs: every family x seed, as <out>/<family>-<seed>.mcap.
     Batch {
-        /// Comma-separated families, or `all`.
+        /// Comma-separated families, or `all` (every family but those measured apart: recovery).
         #[arg(long, default_value = "all")]
         families: String,
         /// Seeds as a half-open range A..B.
@@ -91,8 +91,8 @@ pub struct SensorArgs {
     #[arg(long, default_value_t = 256)]
     pub height: u32,
     /// Disturb the expert while it collects, for recovery data (DART): `none`,
-    /// `dart` (steering events of 0.5-3 s about every 4 s, speed changes of up
-    /// to 20%, a start up to 1 m and 8 degrees off the lane), or a TOML
+    /// `dart` (steering events of 0.5-3 s about every 8 s, speed changes of up
+    /// to 20% about every 15 s, a start up to 1 m and 8 degrees off the lane), or a TOML
     /// profile; docs/NINES.md, "Recovery data". Recorded on
     /// /nines/control_source and /nines/events, so distillation never
     /// imitates the drift.
@@ -124,6 +124,15 @@ fn describe(summary: &RunSummary) -> String {
     )
 }
 
+/// `all` (every family but those measured apart) or a comma-separated list.
+pub(crate) fn family_names(text: &str) -> Vec<String> {
+    if text == "all" {
+        nines_sim::all_families().into_iter().map(str::to_owned).collect()
+    } else {
+        text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+    }
+}
+
 /// Runs a `nines sim` command.
 pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
@@ -131,7 +140,8 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
         SimCommand::List => {
             for (name, _) in FAMILIES {
                 let spec = family(name)?;
-                println!("{name:<20} {:>4.0} s  {}", spec.duration_secs, spec.description);
+                let all = if spec.in_all { "" } else { " (not in \"all\")" };
+                println!("{name:<20} {:>4.0} s  {}{all}", spec.duration_secs, spec.description);
             }
         }
         SimCommand::Run { family: name, seed, sensors, out } => {
@@ -155,11 +165,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
             }
         }
         SimCommand::Batch { families, seeds, sensors, out, jobs } => {
-            let names: Vec<String> = if families == "all" {
-                FAMILIES.iter().map(|(n, _)| (*n).to_owned()).collect()
-            } else {
-                families.split(',').map(|s| s.trim().to_owned()).collect()
-            };
+            let names = family_names(&families);
             let specs =
                 names.iter().map(|n| family(n).map(|f| (n.clone(), f))).collect::<Result<Vec<_>, _>>()?;
             let seeds = nines_harness::suite::parse_seeds(&seeds).context("--seeds")?;

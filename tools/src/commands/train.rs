@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use nines_offboard::training::{Progress, TrainConfig, TrainDevice, TrainSummary, train};
+use nines_offboard::training::{Progress, Start, TrainConfig, TrainDevice, TrainSummary, train};
 
 /// Where training runs.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -20,20 +20,25 @@ pub(crate) const LONG_ABOUT: &str = "Train the camera-only network (depth, plan,
 `nines distill`. Drives are split into training and validation (by drive, never by frame); \
 each epoch is validated and written to OUT/metrics.jsonl, with a checkpoint, the best model \
 (lowest validation loss) and the baselines (mean depth, constant velocity) beside it. \
---resume continues an interrupted run exactly where its last checkpoint stopped.
+--resume continues an interrupted run exactly where its last checkpoint stopped. Several \
+--labels folders train as one set (the same contract); --init RUN starts from RUN's best weights \
+(the same architecture and contract, else refused), as a data engine's next round does.
 
 The config (TOML) may be as small as `preset = \"tiny\"` and `epochs = 1`. Keys and defaults: \
 preset = \"default\" (or \"tiny\"), epochs = 20, batch_size = 16, learning_rate = 2e-3, \
 warmup_steps = 100, weight_decay = 1e-4, grad_clip = 5.0, seed = 0, validation_fraction = 0.2, \
-steps_per_epoch = 0 (all), augment = true, workers = 0 (auto), and [loss] depth = 1.0, \
-plan = 1.0, lead = 0.5. An unknown key is an error.";
+steps_per_epoch = 0 (all), augment = true, workers = 0 (auto), recovery_weight = 1.0 (how often \
+a frame showing a recovery state is drawn: off the lane centre, turned, or a safety driver \
+driving), and [loss] depth = 1.0, plan = 1.0, lead = 0.5, plan_lateral = 1.0 (the plan's lateral \
+error against its longitudinal one). An unknown key is an error.";
 
 /// Arguments of `nines train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Label folder (made by `nines distill`).
-    #[arg(long)]
-    pub labels: PathBuf,
+    /// Label folders (made by `nines distill`; several train as one set:
+    /// `--labels round-0/labels round-1/labels`).
+    #[arg(long, required = true, num_args = 1..)]
+    pub labels: Vec<PathBuf>,
     /// Training config (TOML); without it, every default.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -44,8 +49,12 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: TrainDeviceArg,
     /// Continue the run in --out from its last checkpoint (a --config may raise `epochs`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     pub resume: bool,
+    /// Start from the best weights of this run folder (a warm start: the same
+    /// architecture and contract, else refused).
+    #[arg(long, value_name = "RUN")]
+    pub init: Option<PathBuf>,
 }
 
 /// Runs `nines train`.
@@ -99,7 +108,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             say(line);
         }
     };
-    let summary = train(&args.labels, config.as_ref(), &args.out, device, args.resume, &mut on_progress)?;
+    let start = match (&args.init, args.resume) {
+        (Some(run), _) => Start::From(run),
+        (None, true) => Start::Resume,
+        (None, false) => Start::Fresh,
+    };
+    let summary = train(&args.labels, config.as_ref(), &args.out, device, start, &mut on_progress)?;
     bar.finish_and_clear();
     print!("{}", report(&summary));
     Ok(())

@@ -51,5 +51,7 @@ pub const YAW_RATE: &str = "plots/yaw_rate";
 pub const LEAD: &str = "plots/lead";
 /// Who drove (0 human, 1 model, 2 safety driver) and the injected steering offset.
 pub const CONTROL: &str = "plots/control";
+/// Where the car is against its lane centre (simulator ground truth): lateral offset (m), heading error (deg).
+pub const LANE: &str = "plots/lane";
 /// Onboard network latency plot (ms).
 pub const LATENCY: &str = "plots/latency_ms";

@@ -43,6 +43,9 @@ pub fn blueprint(drive_topics: &[String]) -> Blueprint {
     if has(topics::CONTROL_SOURCE) {
         plots.push(plot("who drove", entity::CONTROL));
     }
+    if has(topics::GT_LANE) {
+        plots.push(plot("lane (ground truth)", entity::LANE));
+    }
     let right = Vertical::new([scene.into(), Vertical::new(plots).into()]).with_row_shares([3.0, 2.0]);
 
     Blueprint::new(

@@ -8,7 +8,7 @@ use nines_datasets::drive::MessageView;
 use nines_datasets::geometry::{Iso3, isometry_from_pose, isometry_from_transform};
 use nines_datasets::msg::{
     AckermannDriveStamped, CameraInfo, CompressedImage, ControlSource, Controller, DiagnosticArray, Event,
-    Image, ModelOutput, ObjectArray, Odometry, PointCloud2, TfMessage,
+    Image, LaneState, ModelOutput, ObjectArray, Odometry, PointCloud2, TfMessage,
 };
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::topics::{self, frames};
@@ -171,7 +171,7 @@ impl<'a> SceneLogger<'a> {
         let series =
             |name: &str, rgb: [u8; 3]| rerun::SeriesLines::new().with_names([name]).with_colors([rgb]);
         // (topic that feeds the plot, plot entity, series name, colour)
-        let styles: [(&str, &str, &str, [u8; 3]); 16] = [
+        let styles: [(&str, &str, &str, [u8; 3]); 18] = [
             (super::model::RUNTIME_COMMAND, "plots/steering/model", "model (replayed)", [231, 76, 60]),
             (super::model::RUNTIME_COMMAND, "plots/speed/model", "model (replayed)", [231, 76, 60]),
             (super::model::RUNTIME_COMMAND, "plots/acceleration/model", "model (replayed)", [231, 76, 60]),
@@ -198,6 +198,8 @@ impl<'a> SceneLogger<'a> {
                 "injected steering (rad)",
                 [230, 126, 34],
             ),
+            (topics::GT_LANE, "plots/lane/lateral_offset_m", "left of the lane centre (m)", [39, 174, 96]),
+            (topics::GT_LANE, "plots/lane/heading_error_deg", "heading error (deg)", [142, 68, 173]),
         ];
         for (topic, path, name, rgb) in styles {
             // Styles are not data: they do not count as logged entities.
@@ -265,6 +267,7 @@ impl<'a> SceneLogger<'a> {
             topics::LIDAR => self.lidar(&view.decode()?, view.source),
             topics::EVENTS => self.event(&view.decode()?),
             topics::CONTROL_SOURCE => self.control_source(&view.decode()?),
+            topics::GT_LANE => self.lane(&view.decode()?),
             topics::DIAGNOSTICS => self.diagnostics(&view.decode()?),
             topics::GT_OBJECTS => self.boxes(&view.decode()?, entity::GROUND_TRUTH, false),
             topics::ANNOTATIONS => self.boxes(&view.decode()?, entity::ANNOTATIONS, true),
@@ -519,6 +522,16 @@ impl<'a> SceneLogger<'a> {
                     .with_radii([0.5]),
             )?;
         }
+        Ok(true)
+    }
+
+    /// Where the car is against its lane centre (simulator ground truth).
+    fn lane(&mut self, lane: &LaneState) -> Logged {
+        self.log("plots/lane/lateral_offset_m", &rerun::Scalars::single(f64::from(lane.lateral_offset_m)))?;
+        self.log(
+            "plots/lane/heading_error_deg",
+            &rerun::Scalars::single(f64::from(lane.heading_error_rad).to_degrees()),
+        )?;
         Ok(true)
     }
 
