@@ -15,6 +15,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use nines_kernels::Kernels;
@@ -382,18 +383,26 @@ impl Rounds<'_> {
         self.step(k, &format!("distilling {} drives -> {}", drives.len(), labels.display()));
         let folder = LabelFolder::open(&labels, DistillOptions::default())?;
         let kernels = Kernels::cpu();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.jobs.max(1))
+            .thread_name(|i| format!("nines-distil-{i}"))
+            .build()?;
         self.progress.start(drives.len() as u64, "drives");
-        for drive in drives {
-            if let Added::Failed(error) = folder.add_drive(drive, &kernels, false, &|| {}) {
-                return Err(HarnessError::invalid(format!(
-                    "{}: could not be labelled: {error}",
-                    drive.display()
-                )));
-            }
-            self.progress.advance(1);
-        }
+        let result = pool.install(|| {
+            drives.par_iter().try_for_each(|drive| {
+                let added = folder.add_drive(drive, &kernels, false, &|| {});
+                self.progress.advance(1);
+                match added {
+                    Added::Failed(error) => Err(HarnessError::invalid(format!(
+                        "{}: could not be labelled: {error}",
+                        drive.display()
+                    ))),
+                    _ => Ok(()),
+                }
+            })
+        });
         self.progress.finish();
-        Ok(())
+        result
     }
 
     /// Step 3: train on every round's labels, warm-started from the
