@@ -82,7 +82,7 @@ impl DisturbProfile {
     /// every 15 s change the desired speed by up to 20%. Each run starts up
     /// to 1 m off the lane centre and 8 degrees off its heading. Events are
     /// that far apart because a plan point whose 3 s window crosses one is
-    /// masked: at every 4 s and 6 s, 70% of the plan points were.
+    /// masked: at every 4 s and 6 s, 66-88% of the demo's plan points were.
     #[must_use]
     pub fn dart() -> Self {
         Self {

@@ -97,6 +97,15 @@ impl CollectSummary {
     }
 }
 
+/// Records a drive to `path` through a file aside and a rename, so an
+/// interrupted recording is never taken for a drive (the process id keeps
+/// two processes sharing a folder from writing one file).
+pub(crate) fn record_aside(path: &Path, record: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
+    record(&partial)?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming {}", partial.display()))
+}
+
 /// The drive of `family` at `seed` in `out`.
 #[must_use]
 pub fn drive_path(out: &Path, family: &str, seed: u64) -> PathBuf {
@@ -181,12 +190,12 @@ pub fn collect_expert(
             .map(|(family, seed)| -> Result<PathBuf> {
                 let path = drive_path(out, family, *seed);
                 if !path.exists() {
-                    let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
                     let scenario = nines_sim::family(family)?.draw(family, *seed);
-                    nines_sim::record::record_expert(scenario, &partial, &options)
-                        .with_context(|| format!("recording {}", partial.display()))?;
-                    std::fs::rename(&partial, &path)
-                        .with_context(|| format!("renaming {}", partial.display()))?;
+                    record_aside(&path, |partial| {
+                        nines_sim::record::record_expert(scenario, partial, &options)
+                            .with_context(|| format!("recording {}", partial.display()))?;
+                        Ok(())
+                    })?;
                 }
                 progress.advance(1);
                 Ok(path)
@@ -211,19 +220,21 @@ fn record_options(options: &CollectOptions) -> RecordOptions {
 fn collect_one(options: &CollectOptions, family: &str, seed: u64, out: &Path) -> Result<CollectedRun> {
     let path = drive_path(out, family, seed);
     if !path.exists() {
-        let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
         let scenario = nines_sim::family(family)?.draw(family, seed);
-        run_supervised(
-            scenario,
-            &record_options(options),
-            &options.model,
-            &options.config,
-            options.camera.jpeg(),
-            options.takeover,
-            &partial,
-        )
-        .with_context(|| format!("collecting {family} seed {seed}"))?;
-        std::fs::rename(&partial, &path).with_context(|| format!("renaming {}", partial.display()))?;
+        record_aside(&path, |partial| {
+            let (model, config, jpeg) = (&options.model, &options.config, options.camera.jpeg());
+            run_supervised(
+                scenario,
+                &record_options(options),
+                model,
+                config,
+                jpeg,
+                options.takeover,
+                partial,
+            )
+            .with_context(|| format!("collecting {family} seed {seed}"))?;
+            Ok(())
+        })?;
     }
     read_back(&path, family, seed)
 }

@@ -435,12 +435,11 @@ fn generate_drives(
                 jpeg_quality: suite.camera.jpeg_quality,
                 ..RecordOptions::default()
             };
-            // Written aside and renamed, so an interrupted recording is never taken for a drive.
-            // The process id keeps two evals sharing a cache from writing one file.
-            let partial = path.with_extension(format!("mcap.partial-{}", std::process::id()));
-            record_expert(nines_sim::family(family)?.draw(family, *seed), &partial, &options)
-                .with_context(|| format!("recording {}", partial.display()))?;
-            std::fs::rename(&partial, path).with_context(|| format!("renaming {}", partial.display()))?;
+            crate::collect::record_aside(path, |partial| {
+                record_expert(nines_sim::family(family)?.draw(family, *seed), partial, &options)
+                    .with_context(|| format!("recording {}", partial.display()))?;
+                Ok(())
+            })?;
             progress.advance(1);
             Ok(())
         })

@@ -7,12 +7,14 @@ use nines_datasets::calib::CameraModel;
 use nines_datasets::drive::MessageView;
 use nines_datasets::geometry::{Iso3, isometry_from_pose, isometry_from_transform};
 use nines_datasets::msg::{
-    AckermannDriveStamped, CameraInfo, CompressedImage, ControlSource, Controller, DiagnosticArray, Event,
-    Image, LaneState, ModelOutput, ObjectArray, Odometry, PointCloud2, TfMessage,
+    AckermannDriveStamped, CameraInfo, CompressedImage, Event, Image, ModelOutput, ObjectArray, Odometry,
+    PointCloud2, TfMessage,
 };
 use nines_datasets::pointcloud::from_point_cloud2;
 use nines_datasets::topics::{self, frames};
 use rerun::RecordingStream;
+
+mod plots;
 
 use super::colour;
 use super::entity;
@@ -365,19 +367,6 @@ impl<'a> SceneLogger<'a> {
         self.event(event)
     }
 
-    fn command(&mut self, cmd: &AckermannDriveStamped, expert: bool) -> Logged {
-        let d = &cmd.drive;
-        if expert {
-            self.log("plots/steering/expert", &rerun::Scalars::single(f64::from(d.steering_angle)))?;
-            self.log("plots/speed/expert", &rerun::Scalars::single(f64::from(d.speed)))?;
-        } else {
-            self.log("plots/steering/command", &rerun::Scalars::single(f64::from(d.steering_angle)))?;
-            self.log("plots/speed/command", &rerun::Scalars::single(f64::from(d.speed)))?;
-            self.log("plots/acceleration/command", &rerun::Scalars::single(f64::from(d.acceleration)))?;
-        }
-        Ok(true)
-    }
-
     fn camera_info(&mut self, info: &CameraInfo, source: &std::path::Path) -> Logged {
         let model = CameraModel::from_camera_info(info, &source.display().to_string())?;
         let frame = if model.frame_id.is_empty() { frames::CAMERA_FRONT } else { model.frame_id.as_str() };
@@ -521,53 +510,6 @@ impl<'a> SceneLogger<'a> {
                     .with_colors([[231, 76, 60]])
                     .with_radii([0.5]),
             )?;
-        }
-        Ok(true)
-    }
-
-    /// Where the car is against its lane centre (simulator ground truth).
-    fn lane(&mut self, lane: &LaneState) -> Logged {
-        self.log("plots/lane/lateral_offset_m", &rerun::Scalars::single(f64::from(lane.lateral_offset_m)))?;
-        self.log(
-            "plots/lane/heading_error_deg",
-            &rerun::Scalars::single(f64::from(lane.heading_error_rad).to_degrees()),
-        )?;
-        Ok(true)
-    }
-
-    /// Who drove, as a step plot on the timeline, with the injected steering
-    /// offset; a log line whenever the controller or the disturbance changes.
-    fn control_source(&mut self, control: &ControlSource) -> Logged {
-        self.log("plots/control/source", &rerun::Scalars::single(f64::from(control.source)))?;
-        self.log(
-            "plots/control/steering_offset_rad",
-            &rerun::Scalars::single(f64::from(control.steering_offset_rad)),
-        )?;
-        let now = (control.source, control.disturbed);
-        if self.last_control != Some(now) {
-            self.last_control = Some(now);
-            let who = Controller::from_u8(control.source).map_or("an unknown source", Controller::name);
-            let text = if control.disturbed {
-                format!(
-                    "control: {who}, disturbed (steering {:+.3} rad, speed x{:.2})",
-                    control.steering_offset_rad, control.speed_factor
-                )
-            } else {
-                format!("control: {who}")
-            };
-            self.log(entity::EVENTS, &rerun::TextLog::new(text).with_level(rerun::TextLogLevel::INFO))?;
-        }
-        Ok(true)
-    }
-
-    fn diagnostics(&mut self, diagnostics: &DiagnosticArray) -> Logged {
-        for status in diagnostics.status.iter().filter(|s| s.level != 0) {
-            let level = match status.level {
-                1 => rerun::TextLogLevel::WARN,
-                _ => rerun::TextLogLevel::ERROR,
-            };
-            let text = format!("{}: {}", status.name, status.message);
-            self.log(entity::DIAGNOSTICS, &rerun::TextLog::new(text).with_level(level))?;
         }
         Ok(true)
     }
