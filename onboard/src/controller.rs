@@ -25,6 +25,9 @@ pub struct Prediction {
     pub plan: [[f32; 3]; MAX_PLAN],
     /// Lead presence probability, distance m, relative speed m/s.
     pub lead: [f32; 3],
+    /// The nearest obstacle the depth output shows in the plan's corridor:
+    /// distance m and relative speed m/s ([`crate::obstacle`]).
+    pub obstacle: Option<[f32; 2]>,
 }
 
 impl Prediction {
@@ -41,6 +44,7 @@ impl Prediction {
             time_s,
             plan: [[0.0; 3]; MAX_PLAN],
             lead: [0.0; 3],
+            obstacle: None,
         }
     }
 
@@ -113,14 +117,20 @@ impl Controller {
     /// `dt` s since the last command.
     pub fn track(&mut self, plan: &Prediction, age_s: f64, speed: f64, dt: f64) -> AckermannDrive {
         let c = &self.config;
-        // Pure pursuit: where the car is now on the plan, and the point a lookahead further on.
+        // Pure pursuit from where the car is now in the plan's frame (the
+        // car at capture): dead reckoning over the frame's age on the arc
+        // of the steering it has been holding. The plan cannot say where the
+        // car went: a plan that heads back to the lane starts sideways, and
+        // the car has not followed it yet.
         let travelled = (speed * age_s).max(0.0);
         let lookahead = c.lookahead_min_m.max(c.lookahead_time_s * speed);
-        let (here, _) = plan.along(travelled);
-        // Heading there: on an arc leaving the origin along x, the tangent
-        // turns twice the chord's angle (exact for constant curvature, and 0
-        // at capture, where the plan's frame is the car's).
-        let heading = 2.0 * here[1].atan2(here[0].max(1e-6));
+        let curvature_now = self.steering.tan() / self.vehicle.wheelbase_m.max(1e-3);
+        let heading = curvature_now * travelled;
+        let here = if curvature_now.abs() < 1e-9 {
+            [travelled, 0.0]
+        } else {
+            [heading.sin() / curvature_now, (1.0 - heading.cos()) / curvature_now]
+        };
         // The target is the plan point nearest the lookahead distance ahead:
         // plan points lie on the path (a point between two of them lies
         // inside a curve and overstates its curvature).
@@ -151,13 +161,17 @@ impl Controller {
         self.previous_error = Some(error);
         let mut accel = c.speed_kp * error + c.speed_ki * self.integral + c.speed_kd * derivative;
 
-        // Lead following: only ever slower.
+        // Lead following, the network's lead and the depth obstacle alike: only ever slower.
+        let gap = c.lead_gap_m + c.lead_headway_s * speed;
+        let mut follow = |distance: f64, relative: f64| {
+            let distance = distance + relative * age_s;
+            accel = accel.min(0.3 * (distance - gap) + 0.8 * relative);
+        };
         if f64::from(plan.lead[0]) >= c.lead_probability {
-            let relative = f64::from(plan.lead[2]);
-            let distance = f64::from(plan.lead[1]) + relative * age_s;
-            let gap = c.lead_gap_m + c.lead_headway_s * speed;
-            let follow = 0.3 * (distance - gap) + 0.8 * relative;
-            accel = accel.min(follow);
+            follow(f64::from(plan.lead[1]), f64::from(plan.lead[2]));
+        }
+        if let Some([distance, relative]) = plan.obstacle {
+            follow(f64::from(distance), f64::from(relative));
         }
         self.limit(steer_target, accel, v_target, dt)
     }
@@ -250,6 +264,26 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_back_to_the_lane_steers_towards_it_whatever_the_frame_age() {
+        // The car 1 m right of its lane: the plan goes left and then along
+        // the lane (x = 12 t, y = 1 - w(t), w critically damped, 0.6 s).
+        let times = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0];
+        let mut back = Prediction::new(&times);
+        for (i, &t) in times.iter().enumerate() {
+            let w = (1.0 + t / 0.6) * (-t / 0.6f64).exp();
+            back.plan[i] = [(12.0 * t) as f32, (1.0 - w) as f32, 12.0];
+        }
+        for age in [0.0, 0.1, 0.2, 0.3] {
+            let mut c = Controller::new(ControllerConfig::default(), vehicle());
+            let mut cmd = AckermannDrive::default();
+            for _ in 0..5 {
+                cmd = c.track(&back, age, 12.0, 0.05);
+            }
+            assert!(cmd.steering_angle > 0.005, "age {age} s: {}", cmd.steering_angle);
+        }
+    }
+
+    #[test]
     fn steering_rate_and_jerk_are_limited() {
         let mut c = Controller::new(ControllerConfig::default(), vehicle());
         let cmd = c.track(&arc(5.0, 10.0), 0.0, 0.0, 0.05);
@@ -277,6 +311,25 @@ mod tests {
         // 0.3 (10 - (4 + 1.5 * 5)) + 0.8 * -3 = -2.85 m/s^2.
         assert!((b + 2.85).abs() < 1e-3, "closing on a near lead brakes: {b}");
         assert!((f - a).abs() < 1e-6, "a far, faster lead changes nothing: {f} vs {a}");
+    }
+
+    #[test]
+    fn a_depth_obstacle_is_followed_like_a_lead_even_when_the_lead_head_misses_it() {
+        let mut plain = Controller::new(ControllerConfig::default(), vehicle());
+        let mut blocked = Controller::new(ControllerConfig::default(), vehicle());
+        let plan = arc(f64::INFINITY, 10.0);
+        let mut with_obstacle = plan;
+        // The lead head says nothing; the depth shows something 12 m ahead, closing at 4 m/s.
+        with_obstacle.lead = [0.1, 40.0, 0.0];
+        with_obstacle.obstacle = Some([12.0, -4.0]);
+        let (mut a, mut b) = (0.0, 0.0);
+        for _ in 0..40 {
+            a = plain.track(&plan, 0.0, 10.0, 0.05).acceleration;
+            b = blocked.track(&with_obstacle, 0.0, 10.0, 0.05).acceleration;
+        }
+        assert!(a >= 0.0, "nothing ahead: {a}");
+        // 0.3 (12 - (4 + 1.5 * 10)) + 0.8 * -4 = -5.3, within the 8 m/s^2 limit.
+        assert!((b + 5.3).abs() < 1e-3, "{b}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod inference;
+pub mod obstacle;
 pub mod ort_env;
 pub mod pipeline;
 pub mod preprocess;

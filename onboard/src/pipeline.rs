@@ -23,6 +23,7 @@ use nines_kernels::{Lens, Normalisation, WarpSpec};
 use crate::config::Config;
 use crate::controller::{Controller, MAX_PLAN, Prediction};
 use crate::inference::Inference;
+use crate::obstacle::{CorridorSpec, DepthCorridor, ObstacleTrack};
 use crate::preprocess::{FrameRef, Preprocessor};
 use crate::safety::{Fault, Mode, SafetyMonitor, Violation};
 use crate::source::Pacing;
@@ -74,6 +75,9 @@ pub struct Pipeline {
     last_step_ns: Option<u64>,
     period_s: f64,
     stop_decel: f64,
+    /// Depth obstacles in the plan's corridor (None: `depth_obstacles = false`).
+    corridor: Option<DepthCorridor>,
+    track: ObstacleTrack,
 }
 
 impl Pipeline {
@@ -102,6 +106,14 @@ impl Pipeline {
             last_step_ns: None,
             period_s: config.control_period_s(),
             stop_decel: config.safety.stop_decel_mps2,
+            corridor: config.controller.depth_obstacles.then(|| {
+                let spec = CorridorSpec {
+                    min_height_m: config.controller.obstacle_height_m as f32,
+                    half_width_m: config.controller.corridor_half_width_m as f32,
+                };
+                DepthCorridor::new(&contract, base_link_from_camera, spec)
+            }),
+            track: ObstacleTrack::default(),
         })
     }
 
@@ -183,6 +195,7 @@ impl Pipeline {
         let quality = self.pre.stack(self.inference.image_mut());
         let mut p = self.template;
         p.stamp_ns = frame.stamp_ns;
+        let corridor = self.corridor.as_ref();
         let ran = self.inference.run(speed_mps as f32, |raw| {
             for (dst, src) in p.plan[..p.len].iter_mut().zip(raw.plan.chunks_exact(3)) {
                 dst.copy_from_slice(src);
@@ -190,11 +203,13 @@ impl Pipeline {
             for (dst, src) in p.lead.iter_mut().zip(raw.lead) {
                 *dst = *src;
             }
+            corridor.and_then(|c| c.nearest(raw.depth, &p))
         });
         *busy_s = start.elapsed().as_secs_f64();
-        if ran.is_err() {
+        let Ok(nearest) = ran else {
             return self.safety.check_failed_frame(Fault::Inference, frame.stamp_ns);
-        }
+        };
+        p.obstacle = self.track.update(frame.stamp_ns, nearest).map(|(d, v)| [d, v]);
         *prediction = Some(p);
         let v = self.safety.check_frame(&p, *busy_s, quality.complete, speed_mps);
         if v.is_none() {

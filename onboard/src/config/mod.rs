@@ -194,6 +194,16 @@ pub struct ControllerConfig {
     /// Time headway to the lead, s.
     #[serde(default = "default_headway")]
     pub lead_headway_s: f64,
+    /// Also follow the nearest obstacle the depth output shows in the
+    /// plan's corridor (`nines_onboard::obstacle`), as a lead.
+    #[serde(default = "default_true")]
+    pub depth_obstacles: bool,
+    /// Lowest height above the ground of a depth obstacle, m.
+    #[serde(default = "default_obstacle_height")]
+    pub obstacle_height_m: f64,
+    /// Half the width of the corridor about the plan where depth obstacles count, m.
+    #[serde(default = "default_corridor_half_width")]
+    pub corridor_half_width_m: f64,
 }
 
 /// `[safety]`.
@@ -296,6 +306,12 @@ fn default_kp() -> f64 {
 fn default_ki() -> f64 {
     0.1
 }
+fn default_obstacle_height() -> f64 {
+    0.5
+}
+fn default_corridor_half_width() -> f64 {
+    1.3
+}
 fn default_lead_threshold() -> f64 {
     0.5
 }
@@ -354,6 +370,9 @@ impl Default for ControllerConfig {
             lead_probability: default_lead_threshold(),
             lead_gap_m: default_gap(),
             lead_headway_s: default_headway(),
+            depth_obstacles: true,
+            obstacle_height_m: default_obstacle_height(),
+            corridor_half_width_m: default_corridor_half_width(),
         }
     }
 }
