@@ -3,11 +3,12 @@
 //! frames 0.1 s apart are nearly the same picture), shuffled batches
 //! assembled on worker threads, photometric augmentation.
 //!
-//! Augmentation changes only the pixels (gamma, contrast, brightness,
-//! colour balance, noise), the same way for every stacked frame of a
-//! sample. Nothing geometric: a flipped image would need a flipped plan,
-//! lead and camera mount, and the contract's camera is not symmetric in
-//! general.
+//! Augmentation changes the pixels (gamma, contrast, brightness, colour
+//! balance, noise) and, for a share of samples, the viewpoint: the car
+//! moved sideways and turned, with the plan it should then drive
+//! ([`crate::viewpoint`]); both the same way for every stacked frame of a
+//! sample. No flips: a flipped image would need a flipped plan, lead and
+//! camera mount, and the contract's camera is not symmetric in general.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::distill::LabelMode;
 use crate::labels::{DriveShard, INDEX_FILE, LabelIndex, ShardEntry, ShardLayout};
+use crate::viewpoint::{self, GroundView, Shift, ViewpointAugment};
 use crate::{OffboardError, Result};
 
 /// One frame of one drive.
@@ -47,6 +50,12 @@ pub struct LabelSet {
     pub layout: ShardLayout,
     /// Frames stacked per sample.
     pub frames_per_sample: usize,
+    /// The label camera against the ground (virtual-camera labels only),
+    /// for viewpoint augmentation.
+    ground: Option<GroundView>,
+    /// Per drive, the camera's height above the ground from its depth
+    /// labels (None: too little labelled road; its frames are not moved).
+    camera_height_m: Vec<Option<f64>>,
 }
 
 impl LabelSet {
@@ -110,11 +119,42 @@ impl LabelSet {
                 "the index lists no labelled drive; distil some drives into this folder first",
             ));
         }
-        let set = Self { dirs: dirs.to_vec(), layout, frames_per_sample, index, drives, stacks };
+        let ground = (index.mode == LabelMode::Virtual).then(|| GroundView::of_contract(&contract));
+        let camera_height_m = match &ground {
+            Some(view) => {
+                let stride = contract.label_stride.max(1) as usize;
+                drives.iter().map(|d| camera_height(view, d, stride)).collect()
+            }
+            None => vec![None; drives.len()],
+        };
+        let set = Self {
+            dirs: dirs.to_vec(),
+            layout,
+            frames_per_sample,
+            index,
+            drives,
+            stacks,
+            ground,
+            camera_height_m,
+        };
         if let Some(expected) = expected {
             set.check_contract(expected)?;
         }
         Ok(set)
+    }
+
+    /// The camera's height above the ground in drive `d`, m, as its depth
+    /// labels show it (None: too little labelled road, or native-camera labels).
+    #[must_use]
+    pub fn camera_height_m(&self, d: usize) -> Option<f64> {
+        self.camera_height_m.get(d).copied().flatten()
+    }
+
+    /// Whether some drive's frames can be seen from a moved viewpoint
+    /// (virtual-camera labels with enough labelled road).
+    #[must_use]
+    pub fn moves_viewpoints(&self) -> bool {
+        self.ground.is_some() && self.camera_height_m.iter().any(Option::is_some)
     }
 
     /// The first folder's index file, which errors name.
@@ -267,6 +307,20 @@ fn stacks(stamp: &[i64], input: &InputSpec) -> Vec<Option<Vec<u32>>> {
         .collect()
 }
 
+/// The median of the camera heights that five frames spread over `drive`
+/// show (see [`GroundView::height_from_depth`]).
+fn camera_height(view: &GroundView, drive: &DriveShard, stride: usize) -> Option<f64> {
+    let mut heights: Vec<f64> = (0..5)
+        .map(|i| i * drive.frames / 5)
+        .filter(|&f| f < drive.frames)
+        .filter_map(|f| {
+            view.height_from_depth(&drive.depth_of(f).collect::<Vec<_>>(), drive.layout.depth, stride)
+        })
+        .collect();
+    heights.sort_by(f64::total_cmp);
+    heights.get(heights.len() / 2).copied()
+}
+
 /// Fisher-Yates shuffle from a seed (the same seed, the same order).
 fn shuffle<T>(items: &mut [T], seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -317,11 +371,70 @@ impl Photometric {
     }
 }
 
+/// How a training pass augments its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augment {
+    /// Seeds every draw.
+    pub seed: u64,
+    /// Photometric changes (gamma, contrast, colour, noise).
+    pub photometric: bool,
+    /// Moved viewpoints.
+    pub viewpoint: ViewpointAugment,
+}
+
 impl LabelSet {
-    /// Assembles one batch. `augment` seeds the photometric augmentation
-    /// (None: the pixels as recorded).
+    /// The camera height of `sample`'s drive when the sample can be seen
+    /// from a moved viewpoint: virtual-camera labels, enough labelled road,
+    /// and a car at least [`viewpoint::MIN_SPEED_MPS`] fast.
+    fn movable(&self, sample: SampleRef) -> Option<f64> {
+        let d = sample.drive as usize;
+        let speed = self.drives.get(d)?.speed.get(sample.frame as usize).copied().unwrap_or(0.0);
+        (self.ground.is_some() && f64::from(speed) >= viewpoint::MIN_SPEED_MPS)
+            .then(|| self.camera_height_m(d))
+            .flatten()
+    }
+
+    /// The viewpoint move drawn for `sample` (None: not moved). A car
+    /// slower than [`viewpoint::MIN_SPEED_MPS`] is never moved: it could
+    /// not rejoin its path within the plan.
+    fn draw_shift(
+        &self,
+        sample: SampleRef,
+        viewpoint: &ViewpointAugment,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<(Shift, f64)> {
+        if !rng.random_bool(viewpoint.probability.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let height = self.movable(sample)?;
+        let (shift, yaw) = (viewpoint.max_shift_m, viewpoint.max_yaw_deg.to_radians());
+        let lateral_m = if shift > 0.0 { rng.random_range(-shift..=shift) } else { 0.0 };
+        let yaw_rad = if yaw > 0.0 { rng.random_range(-yaw..=yaw) } else { 0.0 };
+        Some((Shift { lateral_m, yaw_rad }, height))
+    }
+
+    /// Assembles one batch. `augment` seeds the photometric and viewpoint
+    /// augmentation (None: the pixels and labels as recorded).
     #[must_use]
-    pub fn batch(&self, samples: &[SampleRef], augment: Option<u64>) -> Batch {
+    pub fn batch(&self, samples: &[SampleRef], augment: Option<Augment>) -> Batch {
+        self.assemble(samples, augment, None)
+    }
+
+    /// One batch with every sample seen from the car moved by `shift`
+    /// (samples whose drive cannot be moved, or slower than
+    /// [`viewpoint::MIN_SPEED_MPS`], stay as recorded), the plan labels
+    /// asking for a recovery with time constant `recovery_time_s`.
+    #[must_use]
+    pub fn batch_seen_from(&self, samples: &[SampleRef], shift: Shift, recovery_time_s: f64) -> Batch {
+        self.assemble(samples, None, Some((shift, recovery_time_s)))
+    }
+
+    fn assemble(
+        &self,
+        samples: &[SampleRef],
+        augment: Option<Augment>,
+        fixed: Option<(Shift, f64)>,
+    ) -> Batch {
         let contract = self.contract();
         let [_, h, w] = self.layout.image;
         let f = self.frames_per_sample;
@@ -338,8 +451,20 @@ impl LabelSet {
             let stack =
                 self.stacks[sample.drive as usize].get(frame).and_then(Option::as_deref).unwrap_or(&[]);
             let mut rng = augment
-                .map(|seed| ChaCha8Rng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-            let photo = rng.as_mut().map(Photometric::draw);
+                .map(|a| ChaCha8Rng::seed_from_u64(a.seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+            let photo =
+                rng.as_mut().map(Photometric::draw).filter(|_| augment.is_some_and(|a| a.photometric));
+            let moved = match (fixed, augment, rng.as_mut()) {
+                (Some((shift, tau)), _, _) => self.movable(*sample).map(|h| (shift, h, tau)),
+                (None, Some(a), Some(rng)) => self
+                    .draw_shift(*sample, &a.viewpoint, rng)
+                    .map(|(shift, h)| (shift, h, a.viewpoint.recovery_time_s)),
+                _ => None,
+            };
+            let map = match (&self.ground, moved) {
+                (Some(view), Some((shift, height, _))) => Some(view.source_pixels(shift, height)),
+                _ => None,
+            };
             let images = drive.image_bytes();
             for (k, &src) in stack.iter().enumerate() {
                 let src = &images[src as usize * 3 * plane..(src as usize + 1) * 3 * plane];
@@ -347,26 +472,37 @@ impl LabelSet {
                     let out_start = ((b * f + k) * 3 + c) * plane;
                     let out = &mut batch.image[out_start..out_start + plane];
                     let pixels = &src[c * plane..(c + 1) * plane];
+                    let value = |i: usize| match &map {
+                        Some(map) => viewpoint::sample(pixels, w, h, map[i]),
+                        None => f32::from(pixels[i]),
+                    };
                     match (photo, rng.as_mut()) {
                         (Some(p), Some(rng)) => {
-                            for (o, &v) in out.iter_mut().zip(pixels) {
-                                let x = (f32::from(v) / 255.0).powf(p.gamma);
+                            for (i, o) in out.iter_mut().enumerate() {
+                                let x = (value(i) / 255.0).powf(p.gamma);
                                 let x = ((x - 0.5) * p.contrast + 0.5) * p.gain[c]
                                     + p.noise * rng.random_range(-1.0..1.0f32);
                                 *o = contract.input.normalise(c, x.clamp(0.0, 1.0));
                             }
                         }
                         _ => {
-                            for (o, &v) in out.iter_mut().zip(pixels) {
-                                *o = contract.input.normalise(c, f32::from(v) / 255.0);
+                            for (i, o) in out.iter_mut().enumerate() {
+                                *o = contract.input.normalise(c, value(i) / 255.0);
                             }
                         }
                     }
                 }
             }
-            batch.depth.extend(drive.depth_of(frame));
+            let mut plan = drive.plan[frame * t * 3..(frame + 1) * t * 3].to_vec();
+            if let Some((shift, _, tau)) = moved {
+                // A moved view's depth is not the recorded one: no depth label.
+                batch.depth.extend(drive.depth_of(frame).map(|_| 0.0));
+                shift.move_plan(&mut plan, &contract.plan_times_secs, tau);
+            } else {
+                batch.depth.extend(drive.depth_of(frame));
+            }
             batch.speed.push(drive.speed[frame]);
-            batch.plan.extend_from_slice(&drive.plan[frame * t * 3..(frame + 1) * t * 3]);
+            batch.plan.extend_from_slice(&plan);
             batch
                 .plan_valid
                 .extend(drive.plan_valid[frame * t..(frame + 1) * t].iter().map(|&v| f32::from(v)));
@@ -394,8 +530,8 @@ pub struct PassSpec {
     pub batch_size: usize,
     /// Shuffle with this seed (None: in order).
     pub shuffle: Option<u64>,
-    /// Augment with seeds derived from this one (None: no augmentation).
-    pub augment: Option<u64>,
+    /// Augment, with seeds derived from this one (None: no augmentation).
+    pub augment: Option<Augment>,
     /// Drop a last batch smaller than `batch_size` (batch norm needs more than one sample).
     pub drop_last: bool,
     /// Worker threads.
@@ -427,8 +563,11 @@ impl Batches {
             let handle =
                 std::thread::Builder::new().name(format!("nines-loader-{worker}")).spawn(move || {
                     for (b, chunk) in chunks.iter().enumerate().skip(worker).step_by(workers) {
-                        let seed = augment.map(|s| s ^ (b as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
-                        if tx.send(set.batch(chunk, seed)).is_err() {
+                        let augment = augment.map(|a| Augment {
+                            seed: a.seed ^ (b as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03),
+                            ..a
+                        });
+                        if tx.send(set.batch(chunk, augment)).is_err() {
                             return;
                         }
                     }

@@ -20,5 +20,6 @@ pub mod labels;
 pub mod metrics;
 pub mod model;
 pub mod training;
+pub mod viewpoint;
 
 pub use error::{OffboardError, Result};

@@ -80,11 +80,7 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
     let run = dir.path().join("runs/tiny");
     let lock = one_at_a_time();
     let summary = train_quietly(&config("preset = \"tiny\"\nepochs = 4\n"), &run, false).unwrap();
-    let best = summary
-        .epochs
-        .iter()
-        .min_by(|a, b| a.validation_loss.total.total_cmp(&b.validation_loss.total))
-        .unwrap();
+    let best = summary.epochs.iter().min_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
     let (model, baseline) = (&best.validation, &summary.baselines.metrics);
     assert!(model.depth.pixels > 10_000 && model.plan.samples[1] > 50, "{model:?}");
     assert!(
@@ -99,6 +95,12 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
         model.plan.ade[1],
         baseline.plan.ade[1]
     );
+    // The moved-viewpoint check ran every epoch, and its constant-velocity
+    // baseline (which never steers back) is worse there than on recorded frames.
+    let (moved, moved_baseline) =
+        (best.moved_plan.as_ref().unwrap(), summary.baselines.moved_plan.as_ref().unwrap());
+    assert!(moved.samples[1] > 50, "{moved:?}");
+    assert!(moved_baseline.ade[1] > baseline.plan.ade[1], "{moved_baseline:?} vs {:?}", baseline.plan);
     let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     drop(lock);
     assert_eq!(lines.lines().count(), 4);
@@ -164,6 +166,41 @@ fn tiny_model_beats_the_baselines_on_held_out_drives_and_exports_to_onnx() {
     let error = export(&run, &refused, &options).unwrap_err().to_string();
     assert!(!refused.exists(), "a model that failed parity was written");
     assert!(error.contains("parity failed: output `") && error.contains("differs"), "{error}");
+}
+
+#[test]
+fn a_moved_viewpoint_moves_the_pixels_and_the_plan_and_drops_the_depth() {
+    use nines_offboard::data::LabelSet;
+    use nines_offboard::viewpoint::Shift;
+    let set = LabelSet::open(labels(), None).unwrap();
+    assert!(set.moves_viewpoints());
+    // Every drive's road gives the simulator's camera height (1.4 m on a 2 degree pitch).
+    for d in 0..set.drives.len() {
+        let h = set.camera_height_m(d).unwrap();
+        assert!((1.25..1.5).contains(&h), "drive {d}: {h} m");
+    }
+    // A frame of a moving car, seen as recorded and from 0.8 m to the left.
+    let drive = set.drives.iter().position(|d| d.name.starts_with("straight")).unwrap();
+    let sample =
+        set.samples(&[drive]).into_iter().find(|s| set.drives[drive].speed[s.frame as usize] > 5.0).unwrap();
+    let recorded = set.batch(&[sample], None);
+    let left = set.batch_seen_from(&[sample], Shift { lateral_m: 0.8, yaw_rad: 0.0 }, 0.4);
+    assert!(recorded.depth.iter().any(|&d| d > 0.0) && left.depth.iter().all(|&d| d == 0.0));
+    let changed = recorded.image.iter().zip(&left.image).filter(|(a, b)| (*a - *b).abs() > 0.05).count();
+    assert!(changed > recorded.image.len() / 20, "{changed} of {} values changed", recorded.image.len());
+    // The plan now heads right, back to the recorded path, by nearly 0.8 m at 3 s.
+    let t = set.layout.plan_steps;
+    let dy = |i: usize| left.plan[3 * i + 1] - recorded.plan[3 * i + 1];
+    assert!(dy(0) < 0.0 && (dy(t - 1) + 0.8).abs() < 0.05, "{:?} vs {:?}", left.plan, recorded.plan);
+    // A car too slow to rejoin its path within the plan is never moved.
+    if let Some(slow) = (0..set.drives.len())
+        .flat_map(|d| set.samples(&[d]))
+        .find(|s| set.drives[s.drive as usize].speed[s.frame as usize] < 1.0)
+    {
+        let as_recorded = set.batch(&[slow], None);
+        let moved = set.batch_seen_from(&[slow], Shift { lateral_m: 0.8, yaw_rad: 0.1 }, 0.4);
+        assert_eq!((moved.plan, moved.image), (as_recorded.plan, as_recorded.image));
+    }
 }
 
 #[test]

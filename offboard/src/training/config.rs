@@ -5,6 +5,7 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::viewpoint::ViewpointAugment;
 use crate::{OffboardError, Result};
 
 /// The training config file. Every key has a default, so `preset = "tiny"`
@@ -32,8 +33,13 @@ pub struct TrainConfig {
     pub validation_fraction: f64,
     /// Stop each epoch after this many steps (0: the whole training set).
     pub steps_per_epoch: usize,
-    /// Photometric augmentation of training batches.
+    /// Augmentation of training batches: photometric, and the viewpoint
+    /// moves of `[viewpoint]`.
     pub augment: bool,
+    /// Viewpoint augmentation: a share of training frames seen from a car
+    /// moved sideways and turned, with the plan back to the recorded path
+    /// (only with `augment`; see `nines_offboard::viewpoint`).
+    pub viewpoint: ViewpointAugment,
     /// Batch-assembly threads (0: one per core, at most 4).
     pub workers: usize,
     /// How often a training frame showing a recovery state (the label
@@ -81,6 +87,7 @@ impl Default for TrainConfig {
             validation_fraction: 0.2,
             steps_per_epoch: 0,
             augment: true,
+            viewpoint: ViewpointAugment::default(),
             workers: 0,
             recovery_weight: 1.0,
             loss: LossWeights::default(),
@@ -107,6 +114,9 @@ impl TrainConfig {
         let bad = |key: &str, why: &str| Err(OffboardError::run(path, format!("{key}: {why}")));
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1");
+        }
+        if let Some((key, why)) = self.viewpoint.problem() {
+            return bad(key, why);
         }
         if self.batch_size < 2 {
             return bad("batch_size", "must be at least 2 (batch norm needs more than one sample)");

@@ -33,8 +33,8 @@ pub use run::{
     RunFolder, RunState, Source, TrainedRun, load_run, load_weights, training_data_digest, write_atomic,
 };
 
-use crate::data::{Batch, Batches, LabelSet, PassSpec, SampleRef};
-use crate::metrics::{Metrics, MetricsAccumulator};
+use crate::data::{Augment, Batch, Batches, LabelSet, PassSpec, SampleRef};
+use crate::metrics::{Metrics, MetricsAccumulator, PlanMetrics};
 use crate::model::{Model, to_vec};
 use crate::{OffboardError, Result};
 use loss::{BatchTensors, losses};
@@ -52,10 +52,46 @@ pub struct EpochRecord {
     pub validation_loss: LossParts,
     /// Validation metrics.
     pub validation: Metrics,
+    /// The plan on the validation frames seen from moved viewpoints
+    /// ([`moved_check`]): whether the model steers back to its path
+    /// (None: the labels cannot be moved).
+    #[serde(default)]
+    pub moved_plan: Option<PlanMetrics>,
+    /// The weighted plan loss on those moved frames.
+    #[serde(default)]
+    pub moved_loss: Option<f64>,
     /// Training images (samples) per second this epoch.
     pub images_per_sec: f64,
     /// Learning rate at the epoch's end.
     pub learning_rate: f64,
+}
+
+impl EpochRecord {
+    /// What picks the best epoch: the validation loss, plus the plan loss
+    /// on moved frames where there are some (a model that only holds the
+    /// recorded path scores well on the first and badly on the second).
+    #[must_use]
+    pub fn score(&self) -> f64 {
+        self.validation_loss.total + self.moved_loss.unwrap_or(0.0)
+    }
+}
+
+/// The moves of the validation check: every validation frame seen from a
+/// car up to 0.75 m aside and 4 degrees turned (seeded, so every epoch and
+/// every run sees the same), no photometric change; the plan label asks
+/// for the recovery the training config asks for.
+#[must_use]
+pub fn moved_check(config: &TrainConfig) -> Augment {
+    Augment {
+        seed: 0x6d6f_7665_645f_7631,
+        photometric: false,
+        viewpoint: crate::viewpoint::ViewpointAugment {
+            probability: 1.0,
+            max_shift_m: 0.75,
+            max_yaw_deg: 4.0,
+            recovery_time_s: config.viewpoint.recovery_time_s,
+        },
+    }
 }
 
 /// The baselines on the validation drives.
@@ -66,6 +102,10 @@ pub struct Baselines {
     pub metrics: Metrics,
     /// The mean depth used, m.
     pub mean_depth_m: f32,
+    /// The constant-velocity plan on the moved validation frames: what a
+    /// model that ignores where it stands scores there.
+    #[serde(default)]
+    pub moved_plan: Option<PlanMetrics>,
 }
 
 /// What training reports as it goes.
@@ -191,7 +231,11 @@ pub fn train(
             PassSpec {
                 batch_size: config.batch_size,
                 shuffle: Some(epoch_seed),
-                augment: config.augment.then_some(epoch_seed.rotate_left(17)),
+                augment: config.augment.then_some(Augment {
+                    seed: epoch_seed.rotate_left(17),
+                    photometric: true,
+                    viewpoint: config.viewpoint,
+                }),
                 drop_last: true,
                 workers,
             },
@@ -218,14 +262,16 @@ pub fn train(
         }
         let images_per_sec = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let train_loss = sum.scaled(1.0 / per_epoch.max(1) as f64);
-        let (validation_loss, validation) =
-            evaluate(&model.valid(), &set, &validation_samples, &config, &base)?;
+        let (validation_loss, validation, moved_loss, moved_plan) =
+            validate(&model.valid(), &set, &validation_samples, &config, &base)?;
         let record = EpochRecord {
             epoch,
             steps: state.steps,
             train_loss,
             validation_loss,
             validation,
+            moved_plan,
+            moved_loss,
             images_per_sec,
             learning_rate: lr,
         };
@@ -263,12 +309,32 @@ fn split_samples(
     Ok((train_drives, train_samples, validation_samples))
 }
 
-/// Validation loss and metrics of `model` (in validation mode) on `samples`.
+/// An epoch's validation: loss and metrics on the recorded frames, then
+/// (where the labels can be moved) the weighted plan loss and the plan
+/// metrics on the same frames moved by [`moved_check`].
+fn validate(
+    model: &Model,
+    set: &Arc<LabelSet>,
+    samples: &[SampleRef],
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<(LossParts, Metrics, Option<f64>, Option<PlanMetrics>)> {
+    let (loss, metrics) = evaluate(model, set, samples, config, None, device)?;
+    if !set.moves_viewpoints() {
+        return Ok((loss, metrics, None, None));
+    }
+    let (moved_loss, moved) = evaluate(model, set, samples, config, Some(moved_check(config)), device)?;
+    Ok((loss, metrics, Some(moved_loss.plan * f64::from(config.loss.plan)), Some(moved.plan)))
+}
+
+/// Validation loss and metrics of `model` (in validation mode) on
+/// `samples`, as recorded or `moved` (see [`moved_check`]).
 pub fn evaluate(
     model: &Model,
     set: &Arc<LabelSet>,
     samples: &[SampleRef],
     config: &TrainConfig,
+    moved: Option<Augment>,
     device: &Device,
 ) -> Result<(LossParts, Metrics)> {
     let times = &set.contract().plan_times_secs;
@@ -281,7 +347,7 @@ pub fn evaluate(
         PassSpec {
             batch_size: config.batch_size,
             shuffle: None,
-            augment: None,
+            augment: moved,
             drop_last: false,
             workers: config.workers(),
         },

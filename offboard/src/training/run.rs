@@ -12,8 +12,8 @@ use nines_datasets::drive::DriveScenario;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Baselines, EpochRecord, TrainConfig, score};
-use crate::data::{LabelSet, SampleRef, Split};
+use super::{Baselines, EpochRecord, TrainConfig, moved_check, score};
+use crate::data::{Augment, LabelSet, SampleRef, Split};
 use crate::metrics::MetricsAccumulator;
 use crate::model::{Model, ModelConfig};
 use crate::{OffboardError, Result};
@@ -218,19 +218,24 @@ impl RunFolder {
         }
         let mean_depth_m = set.mean_depth(train);
         let times = &set.contract().plan_times_secs;
-        let mut acc = MetricsAccumulator::new(times);
-        for chunk in validation.chunks(64) {
-            let batch = set.batch(chunk, None);
-            let depth = vec![mean_depth_m; batch.depth.len()];
-            let plan: Vec<f32> = batch
-                .speed
-                .iter()
-                .flat_map(|&v| times.iter().flat_map(move |&t| [v * t as f32, 0.0, v]))
-                .collect();
-            let lead = vec![0.0; 3 * batch.size];
-            score(&mut acc, &batch, &depth, &plan, &lead, set.layout.plan_steps, false);
-        }
-        let baselines = Baselines { metrics: acc.finish(), mean_depth_m };
+        let constant_velocity = |augment: Option<Augment>| {
+            let mut acc = MetricsAccumulator::new(times);
+            for chunk in validation.chunks(64) {
+                let batch = set.batch(chunk, augment);
+                let depth = vec![mean_depth_m; batch.depth.len()];
+                let plan: Vec<f32> = batch
+                    .speed
+                    .iter()
+                    .flat_map(|&v| times.iter().flat_map(move |&t| [v * t as f32, 0.0, v]))
+                    .collect();
+                let lead = vec![0.0; 3 * batch.size];
+                score(&mut acc, &batch, &depth, &plan, &lead, set.layout.plan_steps, false);
+            }
+            acc.finish()
+        };
+        let moved_plan =
+            set.moves_viewpoints().then(|| constant_velocity(Some(moved_check(&self.config))).plan);
+        let baselines = Baselines { metrics: constant_velocity(None), mean_depth_m, moved_plan };
         write_atomic(&path, to_json(&baselines)?.as_bytes())?;
         Ok(baselines)
     }
@@ -266,7 +271,7 @@ impl RunFolder {
         }
         write_atomic(&self.dir.join(METRICS_FILE), lines.as_bytes())?;
 
-        let loss = record.validation_loss.total;
+        let loss = record.score();
         if state.best_loss.is_none_or(|best| loss < best) {
             let best = self.dir.join("best");
             std::fs::create_dir_all(&best).map_err(|e| io(&best, &e))?;

@@ -441,8 +441,12 @@ impl Rounds<'_> {
             TrainProgress::Step { .. } => progress.advance(1),
             TrainProgress::EpochEnd(record) => {
                 progress.finish();
+                let moved = record
+                    .moved_plan
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(", moved {:.2} m", m.ade[1]));
                 progress.note(&format!(
-                    "round {k}: epoch {} validation loss {:.4}, plan ADE@2s {:.2} m",
+                    "round {k}: epoch {} validation loss {:.4}, plan ADE@2s {:.2} m{moved}",
                     record.epoch, record.validation_loss.total, record.validation.plan.ade[1]
                 ));
             }

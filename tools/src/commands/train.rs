@@ -92,13 +92,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Progress::EpochEnd(record) => {
             let v = &record.validation;
             let line = format!(
-                "epoch {}: train loss {:.4}, validation loss {:.4}; depth AbsRel {:.3} delta1 {:.3}; plan ADE@2s {:.2} m, miss {:.1}%; lead P/R {:.2}/{:.2}, range error {:.2} m; {:.1} images/s",
+                "epoch {}: train loss {:.4}, validation loss {:.4}; depth AbsRel {:.3} delta1 {:.3}; plan ADE@2s {:.2} m{}, miss {:.1}%; lead P/R {:.2}/{:.2}, range error {:.2} m; {:.1} images/s",
                 record.epoch,
                 record.train_loss.total,
                 record.validation_loss.total,
                 v.depth.abs_rel,
                 v.depth.delta1,
                 v.plan.ade[1],
+                record.moved_plan.as_ref().map_or(String::new(), |m| format!(" (moved {:.2} m)", m.ade[1])),
                 100.0 * v.plan.miss_rate,
                 v.lead.precision,
                 v.lead.recall,
@@ -127,14 +128,13 @@ pub fn report(summary: &TrainSummary) -> String {
         summary.parameters,
         summary.gflops
     );
-    let best =
-        summary.epochs.iter().min_by(|a, b| a.validation_loss.total.total_cmp(&b.validation_loss.total));
+    let best = summary.epochs.iter().min_by(|a, b| a.score().total_cmp(&b.score()));
     let b = &summary.baselines.metrics;
     if let Some(best) = best {
         let v = &best.validation;
         let _ = write!(
             out,
-            "best epoch {} (validation drives)   model      baseline\n  depth AbsRel                       {:>8.3}   {:>8.3} (mean depth {:.1} m)\n  depth delta1                       {:>8.3}   {:>8.3}\n  plan ADE@2s, m                     {:>8.3}   {:>8.3} (constant velocity)\n  plan FDE@2s, m                     {:>8.3}   {:>8.3}\n  lead range error, m                {:>8.3}\n",
+            "best epoch {} (validation drives)   model      baseline\n  depth AbsRel                       {:>8.3}   {:>8.3} (mean depth {:.1} m)\n  depth delta1                       {:>8.3}   {:>8.3}\n  plan ADE@2s, m                     {:>8.3}   {:>8.3} (constant velocity)\n  plan FDE@2s, m                     {:>8.3}   {:>8.3}\n  lead range error, m                {:>8.3}\n{}",
             best.epoch,
             v.depth.abs_rel,
             b.depth.abs_rel,
@@ -145,7 +145,14 @@ pub fn report(summary: &TrainSummary) -> String {
             b.plan.ade[1],
             v.plan.fde[1],
             b.plan.fde[1],
-            v.lead.range_error_m
+            v.lead.range_error_m,
+            match (&best.moved_plan, &summary.baselines.moved_plan) {
+                (Some(m), Some(b)) => format!(
+                    "  plan ADE@2s moved 0.75 m / 4 deg   {:>8.3}   {:>8.3} (constant velocity: no steering back)\n",
+                    m.ade[1], b.ade[1]
+                ),
+                _ => String::new(),
+            }
         );
     }
     let _ = writeln!(out, "export it: nines export {} --out model.onnx", summary.run.display());
