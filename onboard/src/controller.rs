@@ -159,7 +159,8 @@ impl Controller {
         self.integral = (self.integral + error * dt).clamp(-5.0, 5.0);
         let derivative = self.previous_error.map_or(0.0, |p| (error - p) / dt.max(1e-3));
         self.previous_error = Some(error);
-        let mut accel = c.speed_kp * error + c.speed_ki * self.integral + c.speed_kd * derivative;
+        let mut accel =
+            (c.speed_kp * error + c.speed_ki * self.integral + c.speed_kd * derivative).max(-c.comfort_decel_mps2);
 
         // Lead following, the network's lead and the depth obstacle alike: only ever slower.
         let gap = c.lead_gap_m + c.lead_headway_s * speed;
@@ -311,6 +312,23 @@ mod tests {
         // 0.3 (10 - (4 + 1.5 * 5)) + 0.8 * -3 = -2.85 m/s^2.
         assert!((b + 2.85).abs() < 1e-3, "closing on a near lead brakes: {b}");
         assert!((f - a).abs() < 1e-6, "a far, faster lead changes nothing: {f} vs {a}");
+    }
+
+    #[test]
+    fn a_slower_plan_is_reached_at_a_comfortable_rate_and_a_lead_may_brake_harder() {
+        let mut slower = Controller::new(ControllerConfig::default(), vehicle());
+        let mut closing = Controller::new(ControllerConfig::default(), vehicle());
+        // The car at 15 m/s, the plan at 10: the PID alone would ask 0.8 * -5 = -4 m/s^2 and more.
+        let plan = arc(f64::INFINITY, 10.0);
+        let mut with_lead = plan;
+        with_lead.lead = [0.9, 15.0, -5.0];
+        let (mut a, mut b) = (0.0, 0.0);
+        for _ in 0..40 {
+            a = slower.track(&plan, 0.0, 15.0, 0.05).acceleration;
+            b = closing.track(&with_lead, 0.0, 15.0, 0.05).acceleration;
+        }
+        assert!((f64::from(a) + ControllerConfig::default().comfort_decel_mps2).abs() < 1e-6, "{a}");
+        assert!(b < -6.0, "a near lead closing fast brakes harder: {b}");
     }
 
     #[test]

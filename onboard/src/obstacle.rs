@@ -46,6 +46,10 @@ const CONFIRM_FRAMES: usize = 3;
 const VERTICAL: f32 = 0.1;
 /// Frames the closing speed is fitted over.
 const TRACK_FRAMES: usize = 5;
+/// A depth map that puts more than this share of the corridor's pixels
+/// below the ground is no scene (an untrained or lost network's depth is
+/// near uniform: a wall across the whole view): it shows no obstacles.
+const UNDERGROUND: f32 = 0.2;
 
 /// What makes a depth pixel an obstacle.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +72,9 @@ pub struct DepthCorridor {
     /// Depth pixels a car's rear covers 1 m away (times 1/distance^2 farther).
     pixels_per_m2: f32,
     spec: CorridorSpec,
+    /// The frame's obstacle points' distances (allocated once: the runtime's
+    /// steady state allocates nothing).
+    near: Vec<f32>,
 }
 
 impl DepthCorridor {
@@ -93,34 +100,41 @@ impl DepthCorridor {
         let t = base_link_from_camera.translation.vector;
         let (fx, fy) = (contract.camera.fx / stride, contract.camera.fy / stride);
         let pixels_per_m2 = (1.8 * fx * 1.2 * fy) as f32;
-        Self { origin: [t.x as f32, t.y as f32, t.z as f32], rays, width: w, pixels_per_m2, spec }
+        let near = Vec::with_capacity(rays.len());
+        Self { origin: [t.x as f32, t.y as f32, t.z as f32], rays, width: w, pixels_per_m2, spec, near }
     }
 
     /// Distance ahead (base_link x, m) of the nearest obstacle in `plan`'s
     /// corridor in `depth` (metres per pixel, row-major), if any.
-    #[must_use]
-    pub fn nearest(&self, depth: &[f32], plan: &Prediction) -> Option<f32> {
-        let mut near: Vec<f32> = Vec::new();
+    pub fn nearest(&mut self, depth: &[f32], plan: &Prediction) -> Option<f32> {
+        let near = &mut self.near;
+        near.clear();
+        let (mut looked, mut underground) = (0usize, 0usize);
         for (i, (ray, &d)) in self.rays.iter().zip(depth).enumerate() {
             if !d.is_finite() || d <= 0.0 || ray[2] > -MIN_DESCENT {
+                continue;
+            }
+            let p = [self.origin[0] + d * ray[0], self.origin[1] + d * ray[1], self.origin[2] + d * ray[2]];
+            if p[0] < MIN_RANGE_M || p[0] > MAX_RANGE_M || (p[1] - lateral_at(plan, p[0])).abs() > self.spec.half_width_m {
+                continue;
+            }
+            looked += 1;
+            if p[2] < -self.spec.min_height_m {
+                underground += 1;
                 continue;
             }
             // Something standing: the pixel below is as far (a road's depth
             // falls fast from row to row; a depth too short on the road
             // lifts it, but leaves that fall).
             let below = depth.get(i + self.width).copied().unwrap_or(0.0);
-            if (below - d).abs() > VERTICAL * d {
-                continue;
-            }
-            let p = [self.origin[0] + d * ray[0], self.origin[1] + d * ray[1], self.origin[2] + d * ray[2]];
-            if p[2] < self.spec.min_height_m || p[0] < MIN_RANGE_M || p[0] > MAX_RANGE_M {
-                continue;
-            }
-            if (p[1] - lateral_at(plan, p[0])).abs() <= self.spec.half_width_m {
+            if p[2] >= self.spec.min_height_m && (below - d).abs() <= VERTICAL * d {
                 near.push(p[0]);
             }
         }
-        near.sort_by(f32::total_cmp);
+        if underground as f32 > UNDERGROUND * looked as f32 {
+            return None;
+        }
+        near.sort_unstable_by(f32::total_cmp);
         // The nearest distance with enough pixels about it for something of
         // a car's size there (a patch of road with a wrong depth is smaller).
         near.iter().enumerate().find_map(|(i, &x)| {
@@ -150,10 +164,11 @@ fn lateral_at(plan: &Prediction, x: f32) -> f32 {
 /// speed, the least-squares slope of its distance over the last
 /// [`TRACK_FRAMES`] frames (a difference of two noisy distances would
 /// brake for noise).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ObstacleTrack {
-    /// (s since the first kept frame's stamp, distance m), oldest first.
-    seen: Vec<(u64, f32)>,
+    /// (stamp ns, distance m), oldest first; the first `len` are in use.
+    seen: [(u64, f32); TRACK_FRAMES],
+    len: usize,
 }
 
 impl ObstacleTrack {
@@ -161,37 +176,39 @@ impl ObstacleTrack {
     /// and relative speed m/s (negative: closing), or None.
     pub fn update(&mut self, stamp_ns: u64, nearest: Option<f32>) -> Option<(f32, f32)> {
         let Some(distance) = nearest else {
-            self.seen.clear();
+            self.len = 0;
             return None;
         };
         // A jump of more than 5 m, or a gap of a second, starts another track.
-        if self.seen.last().is_some_and(|&(t, d)| {
-            (distance - d).abs() > 5.0 || stamp_ns.saturating_sub(t) > 1_000_000_000 || stamp_ns < t
-        }) {
-            self.seen.clear();
+        if self.len > 0 {
+            let (t, d) = self.seen[self.len - 1];
+            if (distance - d).abs() > 5.0 || stamp_ns.saturating_sub(t) > 1_000_000_000 || stamp_ns < t {
+                self.len = 0;
+            }
         }
-        if self.seen.len() == TRACK_FRAMES {
-            self.seen.remove(0);
+        if self.len == TRACK_FRAMES {
+            self.seen.copy_within(1.., 0);
+            self.len -= 1;
         }
-        self.seen.push((stamp_ns, distance));
+        self.seen[self.len] = (stamp_ns, distance);
+        self.len += 1;
         // Depth noise flickers; what stands in the way stays.
-        (self.seen.len() >= CONFIRM_FRAMES).then(|| (distance, self.closing_speed()))
+        (self.len >= CONFIRM_FRAMES).then(|| (distance, self.closing_speed()))
     }
 
     fn closing_speed(&self) -> f32 {
-        let Some(&(t0, _)) = self.seen.first() else { return 0.0 };
-        if self.seen.len() < 3 {
+        let seen = &self.seen[..self.len];
+        let Some(&(t0, _)) = seen.first() else { return 0.0 };
+        if seen.len() < 3 {
             return 0.0;
         }
-        let n = self.seen.len() as f64;
-        let points: Vec<(f64, f64)> =
-            self.seen.iter().map(|&(t, d)| ((t - t0) as f64 / 1e9, f64::from(d))).collect();
-        let (mt, md) = points.iter().fold((0.0, 0.0), |(a, b), (t, d)| (a + t / n, b + d / n));
-        let (mut num, mut den) = (0.0, 0.0);
-        for (t, d) in &points {
-            num += (t - mt) * (d - md);
-            den += (t - mt) * (t - mt);
-        }
+        let n = seen.len() as f64;
+        let point = |&(t, d): &(u64, f32)| ((t - t0) as f64 / 1e9, f64::from(d));
+        let (mt, md) = seen.iter().map(point).fold((0.0, 0.0), |(a, b), (t, d)| (a + t / n, b + d / n));
+        let (num, den) = seen
+            .iter()
+            .map(point)
+            .fold((0.0, 0.0), |(num, den), (t, d)| (num + (t - mt) * (d - md), den + (t - mt) * (t - mt)));
         if den > 1e-9 { (num / den) as f32 } else { 0.0 }
     }
 }
@@ -242,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_road_is_no_obstacle_and_a_wall_in_the_corridor_is() {
-        let (corridor, contract) = corridor();
+        let (mut corridor, contract) = corridor();
         let plan = straight(&contract.plan_times_secs);
         assert_eq!(corridor.nearest(&scene(&contract, None), &plan), None);
         // A wall 15 m ahead of the camera (16.6 m of base_link), across the middle.
@@ -260,6 +277,12 @@ mod tests {
         // Short depth on the road (20% everywhere) does not lift it into an obstacle.
         let short: Vec<f32> = scene(&contract, None).iter().map(|d| d * 0.8).collect();
         assert_eq!(corridor.nearest(&short, &plan), None);
+        // Nor does long depth (20% everywhere) hide the wall.
+        let long: Vec<f32> = depth.iter().map(|d| d * 1.2).collect();
+        assert!(corridor.nearest(&long, &plan).is_some(), "the wall, 20% farther");
+        // A near-uniform depth (an untrained network's) is no scene: were it
+        // read as one, it would be a wall across the whole view.
+        assert_eq!(corridor.nearest(&vec![10.0f32; depth.len()], &plan), None);
     }
 
     #[test]

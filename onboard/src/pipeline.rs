@@ -195,7 +195,7 @@ impl Pipeline {
         let quality = self.pre.stack(self.inference.image_mut());
         let mut p = self.template;
         p.stamp_ns = frame.stamp_ns;
-        let corridor = self.corridor.as_ref();
+        let corridor = self.corridor.as_mut();
         let ran = self.inference.run(speed_mps as f32, |raw| {
             for (dst, src) in p.plan[..p.len].iter_mut().zip(raw.plan.chunks_exact(3)) {
                 dst.copy_from_slice(src);

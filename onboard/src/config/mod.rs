@@ -185,6 +185,11 @@ pub struct ControllerConfig {
     /// Derivative gain.
     #[serde(default)]
     pub speed_kd: f64,
+    /// Hardest braking to track the plan's speed, m/s^2: a plan slower than
+    /// the car is reached at a comfortable rate. Following a lead or a
+    /// depth obstacle may brake up to the vehicle's `max_decel_mps2`.
+    #[serde(default = "default_comfort_decel")]
+    pub comfort_decel_mps2: f64,
     /// Lead presence probability above which the lead is followed.
     #[serde(default = "default_lead_threshold")]
     pub lead_probability: f64,
@@ -306,6 +311,9 @@ fn default_kp() -> f64 {
 fn default_ki() -> f64 {
     0.1
 }
+fn default_comfort_decel() -> f64 {
+    2.5
+}
 fn default_obstacle_height() -> f64 {
     0.5
 }
@@ -367,6 +375,7 @@ impl Default for ControllerConfig {
             speed_kp: default_kp(),
             speed_ki: default_ki(),
             speed_kd: 0.0,
+            comfort_decel_mps2: default_comfort_decel(),
             lead_probability: default_lead_threshold(),
             lead_gap_m: default_gap(),
             lead_headway_s: default_headway(),
