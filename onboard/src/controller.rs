@@ -159,14 +159,21 @@ impl Controller {
         self.integral = (self.integral + error * dt).clamp(-5.0, 5.0);
         let derivative = self.previous_error.map_or(0.0, |p| (error - p) / dt.max(1e-3));
         self.previous_error = Some(error);
-        let mut accel =
-            (c.speed_kp * error + c.speed_ki * self.integral + c.speed_kd * derivative).max(-c.comfort_decel_mps2);
+        let mut accel = (c.speed_kp * error + c.speed_ki * self.integral + c.speed_kd * derivative)
+            .max(-c.comfort_decel_mps2);
 
         // Lead following, the network's lead and the depth obstacle alike: only ever slower.
         let gap = c.lead_gap_m + c.lead_headway_s * speed;
         let mut follow = |distance: f64, relative: f64| {
             let distance = distance + relative * age_s;
             accel = accel.min(0.3 * (distance - gap) + 0.8 * relative);
+            // Closing: at least the steady braking that matches the lead's
+            // speed by the standstill gap (v^2 / 2s). The gap term alone
+            // waits for the headway and then brakes hard; this starts as
+            // soon as a closing lead is seen, gently when it is far.
+            if relative < 0.0 {
+                accel = accel.min(-relative * relative / (2.0 * (distance - c.lead_gap_m).max(0.5)));
+            }
         };
         if f64::from(plan.lead[0]) >= c.lead_probability {
             follow(f64::from(plan.lead[1]), f64::from(plan.lead[2]));
@@ -329,6 +336,21 @@ mod tests {
         }
         assert!((f64::from(a) + ControllerConfig::default().comfort_decel_mps2).abs() < 1e-6, "{a}");
         assert!(b < -6.0, "a near lead closing fast brakes harder: {b}");
+    }
+
+    #[test]
+    fn a_far_stopped_lead_is_braked_for_gently_from_the_moment_it_is_seen() {
+        let mut far = Controller::new(ControllerConfig::default(), vehicle());
+        let mut plan = arc(f64::INFINITY, 10.0);
+        // 60 m ahead, closing at the car's 10 m/s: the gap term (0.3 * (60 -
+        // 19) - 8) would still accelerate; v^2 / 2s asks about 0.9 m/s^2.
+        plan.lead = [0.9, 60.0, -10.0];
+        let mut a = 0.0;
+        for _ in 0..40 {
+            a = far.track(&plan, 0.0, 10.0, 0.05).acceleration;
+        }
+        let wanted = 100.0 / (2.0 * (60.0 - ControllerConfig::default().lead_gap_m));
+        assert!((f64::from(a) + wanted).abs() < 0.05, "{a} against -{wanted}");
     }
 
     #[test]

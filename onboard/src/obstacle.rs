@@ -115,7 +115,10 @@ impl DepthCorridor {
                 continue;
             }
             let p = [self.origin[0] + d * ray[0], self.origin[1] + d * ray[1], self.origin[2] + d * ray[2]];
-            if p[0] < MIN_RANGE_M || p[0] > MAX_RANGE_M || (p[1] - lateral_at(plan, p[0])).abs() > self.spec.half_width_m {
+            if p[0] < MIN_RANGE_M
+                || p[0] > MAX_RANGE_M
+                || (p[1] - lateral_at(plan, p[0])).abs() > self.spec.half_width_m
+            {
                 continue;
             }
             looked += 1;
@@ -161,17 +164,22 @@ fn lateral_at(plan: &Prediction, x: f32) -> f32 {
 }
 
 /// The obstacle followed from frame to frame: its distance and closing
-/// speed, the least-squares slope of its distance over the last
-/// [`TRACK_FRAMES`] frames (a difference of two noisy distances would
-/// brake for noise).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ObstacleTrack {
+/// speed, the least-squares slope of its distance over the last `N` frames
+/// (a difference of two noisy distances would brake for noise).
+#[derive(Debug, Clone, Copy)]
+pub struct ObstacleTrack<const N: usize = TRACK_FRAMES> {
     /// (stamp ns, distance m), oldest first; the first `len` are in use.
-    seen: [(u64, f32); TRACK_FRAMES],
+    seen: [(u64, f32); N],
     len: usize,
 }
 
-impl ObstacleTrack {
+impl<const N: usize> Default for ObstacleTrack<N> {
+    fn default() -> Self {
+        Self { seen: [(0, 0.0); N], len: 0 }
+    }
+}
+
+impl<const N: usize> ObstacleTrack<N> {
     /// Takes a frame's nearest obstacle at `stamp_ns`; returns distance m
     /// and relative speed m/s (negative: closing), or None.
     pub fn update(&mut self, stamp_ns: u64, nearest: Option<f32>) -> Option<(f32, f32)> {
@@ -186,7 +194,7 @@ impl ObstacleTrack {
                 self.len = 0;
             }
         }
-        if self.len == TRACK_FRAMES {
+        if self.len == N {
             self.seen.copy_within(1.., 0);
             self.len -= 1;
         }
@@ -287,7 +295,7 @@ mod tests {
 
     #[test]
     fn the_track_measures_closing_speed_and_forgets_a_lost_obstacle() {
-        let mut track = ObstacleTrack::default();
+        let mut track: ObstacleTrack = ObstacleTrack::default();
         let s = 1_000_000_000u64;
         assert_eq!(track.update(0, Some(30.0)), None, "seen once: not yet");
         assert_eq!(track.update(s / 10, Some(29.0)), None);

@@ -29,6 +29,10 @@ use crate::safety::{Fault, Mode, SafetyMonitor, Violation};
 use crate::source::Pacing;
 use crate::{OnboardError, Result};
 
+/// Frames the lead head's closing speed is fitted over (its distance is
+/// noisier than the depth obstacle's: a fit over a second).
+const LEAD_TRACK_FRAMES: usize = 10;
+
 /// What one step is given.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -78,6 +82,9 @@ pub struct Pipeline {
     /// Depth obstacles in the plan's corridor (None: `depth_obstacles = false`).
     corridor: Option<DepthCorridor>,
     track: ObstacleTrack,
+    /// The lead head's distance, followed to fit its closing speed.
+    lead_track: ObstacleTrack<LEAD_TRACK_FRAMES>,
+    lead_probability: f32,
 }
 
 impl Pipeline {
@@ -114,6 +121,8 @@ impl Pipeline {
                 DepthCorridor::new(&contract, base_link_from_camera, spec)
             }),
             track: ObstacleTrack::default(),
+            lead_track: ObstacleTrack::default(),
+            lead_probability: config.controller.lead_probability as f32,
         })
     }
 
@@ -210,6 +219,15 @@ impl Pipeline {
             return self.safety.check_failed_frame(Fault::Inference, frame.stamp_ns);
         };
         p.obstacle = self.track.update(frame.stamp_ns, nearest).map(|(d, v)| [d, v]);
+        // The lead head's distance is sound, its relative speed a prior: the
+        // leads it learnt from mostly move with the car, so a stopped car
+        // ahead reads about 0 m/s while it closes at the car's own speed.
+        // The closing speed fitted to its distances corrects that, and the
+        // faster closing of the two is followed.
+        let seen = (p.lead[0] >= self.lead_probability).then_some(p.lead[1]);
+        if let Some((_, closing)) = self.lead_track.update(frame.stamp_ns, seen) {
+            p.lead[2] = p.lead[2].min(closing);
+        }
         *prediction = Some(p);
         let v = self.safety.check_frame(&p, *busy_s, quality.complete, speed_mps);
         if v.is_none() {
