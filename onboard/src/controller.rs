@@ -175,13 +175,20 @@ impl Controller {
                 accel = accel.min(-relative * relative / (2.0 * (distance - c.lead_gap_m).max(0.5)));
             }
         };
-        if f64::from(plan.lead[0]) >= c.lead_probability {
+        if self.sees_lead(plan) {
             follow(f64::from(plan.lead[1]), f64::from(plan.lead[2]));
         }
         if let Some([distance, relative]) = plan.obstacle {
             follow(f64::from(distance), f64::from(relative));
         }
         self.limit(steer_target, accel, v_target, dt)
+    }
+
+    /// Whether `plan`'s lead is present enough to be followed
+    /// (`lead_probability`).
+    #[must_use]
+    pub fn sees_lead(&self, plan: &Prediction) -> bool {
+        f64::from(plan.lead[0]) >= self.config.lead_probability
     }
 
     /// The controlled stop: brake at `decel` m/s^2 and hold the wheel.
@@ -299,22 +306,21 @@ mod tests {
         assert!((f64::from(cmd.acceleration) - 10.0 * 0.05).abs() < 1e-6, "{}", cmd.acceleration);
     }
 
+    /// The acceleration a fresh controller settles on after 2 s of `plan`
+    /// at a steady `speed` (past the jerk limit's ramp).
+    fn settled(plan: &Prediction, speed: f64) -> f32 {
+        let mut c = Controller::new(ControllerConfig::default(), vehicle());
+        (0..40).map(|_| c.track(plan, 0.0, speed, 0.05).acceleration).last().unwrap_or_default()
+    }
+
     #[test]
     fn speed_pid_accelerates_towards_the_plan_and_a_lead_only_slows() {
-        let mut free = Controller::new(ControllerConfig::default(), vehicle());
-        let mut led = Controller::new(ControllerConfig::default(), vehicle());
         let plan = arc(f64::INFINITY, 10.0);
         let mut with_lead = plan;
         with_lead.lead = [0.9, 10.0, -3.0];
         let mut far_lead = plan;
         far_lead.lead = [0.9, 200.0, 5.0];
-        let (mut a, mut b, mut f) = (0.0, 0.0, 0.0);
-        let mut far = Controller::new(ControllerConfig::default(), vehicle());
-        for _ in 0..40 {
-            a = free.track(&plan, 0.0, 5.0, 0.05).acceleration;
-            b = led.track(&with_lead, 0.0, 5.0, 0.05).acceleration;
-            f = far.track(&far_lead, 0.0, 5.0, 0.05).acceleration;
-        }
+        let (a, b, f) = (settled(&plan, 5.0), settled(&with_lead, 5.0), settled(&far_lead, 5.0));
         assert!(a > 2.0, "free {a}");
         // 0.3 (10 - (4 + 1.5 * 5)) + 0.8 * -3 = -2.85 m/s^2.
         assert!((b + 2.85).abs() < 1e-3, "closing on a near lead brakes: {b}");
@@ -323,32 +329,22 @@ mod tests {
 
     #[test]
     fn a_slower_plan_is_reached_at_a_comfortable_rate_and_a_lead_may_brake_harder() {
-        let mut slower = Controller::new(ControllerConfig::default(), vehicle());
-        let mut closing = Controller::new(ControllerConfig::default(), vehicle());
         // The car at 15 m/s, the plan at 10: the PID alone would ask 0.8 * -5 = -4 m/s^2 and more.
         let plan = arc(f64::INFINITY, 10.0);
         let mut with_lead = plan;
         with_lead.lead = [0.9, 15.0, -5.0];
-        let (mut a, mut b) = (0.0, 0.0);
-        for _ in 0..40 {
-            a = slower.track(&plan, 0.0, 15.0, 0.05).acceleration;
-            b = closing.track(&with_lead, 0.0, 15.0, 0.05).acceleration;
-        }
+        let (a, b) = (settled(&plan, 15.0), settled(&with_lead, 15.0));
         assert!((f64::from(a) + ControllerConfig::default().comfort_decel_mps2).abs() < 1e-6, "{a}");
         assert!(b < -6.0, "a near lead closing fast brakes harder: {b}");
     }
 
     #[test]
     fn a_far_stopped_lead_is_braked_for_gently_from_the_moment_it_is_seen() {
-        let mut far = Controller::new(ControllerConfig::default(), vehicle());
         let mut plan = arc(f64::INFINITY, 10.0);
         // 60 m ahead, closing at the car's 10 m/s: the gap term (0.3 * (60 -
         // 19) - 8) would still accelerate; v^2 / 2s asks about 0.9 m/s^2.
         plan.lead = [0.9, 60.0, -10.0];
-        let mut a = 0.0;
-        for _ in 0..40 {
-            a = far.track(&plan, 0.0, 10.0, 0.05).acceleration;
-        }
+        let a = settled(&plan, 10.0);
         let wanted = 100.0 / (2.0 * (60.0 - ControllerConfig::default().lead_gap_m));
         assert!((f64::from(a) + wanted).abs() < 0.05, "{a} against -{wanted}");
     }

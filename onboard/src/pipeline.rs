@@ -84,7 +84,6 @@ pub struct Pipeline {
     track: ObstacleTrack,
     /// The lead head's distance, followed to fit its closing speed.
     lead_track: ObstacleTrack<LEAD_TRACK_FRAMES>,
-    lead_probability: f32,
 }
 
 impl Pipeline {
@@ -122,7 +121,6 @@ impl Pipeline {
             }),
             track: ObstacleTrack::default(),
             lead_track: ObstacleTrack::default(),
-            lead_probability: config.controller.lead_probability as f32,
         })
     }
 
@@ -224,7 +222,7 @@ impl Pipeline {
         // ahead reads about 0 m/s while it closes at the car's own speed.
         // The closing speed fitted to its distances corrects that, and the
         // faster closing of the two is followed.
-        let seen = (p.lead[0] >= self.lead_probability).then_some(p.lead[1]);
+        let seen = self.controller.sees_lead(&p).then_some(p.lead[1]);
         if let Some((_, closing)) = self.lead_track.update(frame.stamp_ns, seen) {
             p.lead[2] = p.lead[2].min(closing);
         }
