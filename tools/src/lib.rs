@@ -11,7 +11,13 @@ pub use commands::bench::BenchArgs;
 
 /// Train with lidar, drive with cameras, count the nines.
 #[derive(Debug, Parser)]
-#[command(name = "nines", version, about, long_about = None)]
+#[command(
+    name = "nines",
+    version,
+    about = "Train with lidar, drive with cameras, count the nines. `nines demo` runs the main job end to end; \
+             `nines <command> --help` explains each command below.",
+    long_about = None
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -88,14 +94,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Distill(args) => commands::distill::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Collect(args) => commands::collect::run(&args),
-        Command::Engine(args) => commands::engine::run(&args),
+        Command::Engine(mut args) => {
+            // Paths it prints (the report, the ledger, the model) work from any folder.
+            args.out = std::path::absolute(&args.out)?;
+            commands::engine::run(&args)
+        }
         Command::Export(args) => commands::export::run(&args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Report(args) => commands::eval::run_report(&args),
         Command::Gate(args) => commands::eval::run_gate(&args),
-        Command::Demo(args) => commands::demo::run(&args),
+        Command::Demo(mut args) => {
+            args.out = std::path::absolute(&args.out)?;
+            commands::demo::run(&args)
+        }
         Command::Certs(args) => commands::certs::certs(&args),
         Command::Net(cmd) => commands::net::run(&cmd),
         Command::Keygen(args) => commands::bundle::keygen(&args),

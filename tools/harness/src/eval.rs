@@ -94,6 +94,25 @@ pub fn drives_dir(ledger: &Path, release: &str) -> PathBuf {
     ledger.with_file_name(format!("{stem}-drives")).join(sanitise(release))
 }
 
+/// The command that replays a kept drive (with the model, if any), with
+/// absolute paths so it works from any folder, each quoted for the shell
+/// where it needs to be.
+#[must_use]
+pub fn replay_command(drive: &Path, model: Option<&Path>) -> String {
+    let word = |path: &Path| {
+        let text = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+        if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c)) {
+            text
+        } else {
+            format!("'{}'", text.replace('\'', "'\\''"))
+        }
+    };
+    match model {
+        Some(model) => format!("nines replay {} --model {}", word(drive), word(model)),
+        None => format!("nines replay {}", word(drive)),
+    }
+}
+
 fn sanitise(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
@@ -375,10 +394,8 @@ fn closed_record(run: &ClosedRun, options: &EvalOptions, drives_dir: &Path) -> R
             metrics.push(("kept_drive_diverged".into(), 1.0));
         }
         replay = Some(match &options.seat {
-            Seat::Model { path: model, .. } => {
-                format!("nines replay {} --model {}", path.display(), model.display())
-            }
-            Seat::Expert => format!("nines replay {}", path.display()),
+            Seat::Model { path: model, .. } => replay_command(&path, Some(model)),
+            Seat::Expert => replay_command(&path, None),
         });
         kept_drive = Some(path.display().to_string());
     }

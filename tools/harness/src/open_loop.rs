@@ -188,7 +188,7 @@ pub fn windows(drive: &Path, checks: &[FrameCheck], thresholds: &Thresholds, mod
             km,
             hours,
             kept_drive: failed.then(|| drive.display().to_string()),
-            replay: failed.then(|| format!("nines replay {} --model {}", drive.display(), model.display())),
+            replay: failed.then(|| super::eval::replay_command(drive, Some(model))),
             events,
             metrics: vec![
                 ("frames".into(), frames.len() as f64),
@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(categories, ["plan_miss", "missed_lead"]);
         assert!((runs[1].events[0].value - 2.5).abs() < 1e-6);
         assert_eq!(runs[1].category.as_deref(), Some("plan_miss"));
-        assert!(runs[1].replay.as_deref().unwrap().starts_with("nines replay d/drive.mcap --model m.onnx"));
+        let replay = runs[1].replay.as_deref().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let expected = format!("nines replay {}/d/drive.mcap --model {}/m.onnx", cwd.display(), cwd.display());
+        assert!(replay.starts_with(&expected) || replay.contains('\''), "{replay}");
         assert_eq!(runs[2].outcome, Outcome::Pass);
         assert!((runs[0].km - 0.099).abs() < 1e-3, "{}", runs[0].km);
     }

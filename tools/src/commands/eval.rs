@@ -97,6 +97,9 @@ pub struct ReportArgs {
     /// Only these releases (all if none).
     #[arg(long = "release")]
     pub releases: Vec<String>,
+    /// Gate every release against this one [default: each against the release before it].
+    #[arg(long)]
+    pub baseline: Option<String>,
 }
 
 /// Arguments of `nines gate`.
@@ -187,6 +190,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
     let ledger = Ledger::open_existing(&args.ledger)?;
     let mut reports = report::build(&ledger)?;
+    if let Some(baseline) = &args.baseline
+        && !report::judge(&mut reports, Some(baseline))
+    {
+        bail!("no release {baseline:?} in {} to gate against (`nines report` lists them)", args.ledger.display());
+    }
     if !args.releases.is_empty() {
         for name in &args.releases {
             if !reports.iter().any(|r| &r.release == name) {

@@ -85,6 +85,43 @@ pub struct FamilyReport {
     /// Its figures.
     #[serde(flatten)]
     pub figures: Figures,
+    /// `closed` or `open`.
+    pub kind: String,
+    /// Its runs the release skipped (open-loop entries under the expert):
+    /// a family with runs 0 and skipped > 0 was skipped, not passed.
+    pub skipped: u64,
+}
+
+impl FamilyReport {
+    /// Every run of the family was skipped: it shows as "skipped".
+    #[must_use]
+    pub fn was_skipped(&self) -> bool {
+        self.figures.runs == 0 && self.skipped > 0
+    }
+}
+
+/// A release's must-pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MustPass {
+    /// Must-pass runs (seen in training included: a must-pass run is never excused).
+    pub runs: u64,
+    /// How many failed.
+    pub failures: u64,
+}
+
+/// The gate's verdict on a release, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateLine {
+    /// The release it was judged against.
+    pub baseline: String,
+    /// No reason to fail it.
+    pub passed: bool,
+    /// One-sided p-value of the conditional binomial test.
+    pub p_value: f64,
+    /// Why it fails (empty: it passes).
+    pub reasons: Vec<String>,
+    /// Things worth knowing that do not fail it.
+    pub warnings: Vec<String>,
 }
 
 /// A failed run.
@@ -169,6 +206,15 @@ pub struct ReleaseReport {
     pub figures: Figures,
     /// Runs skipped (open-loop entries under the expert).
     pub skipped: u64,
+    /// Closed-loop runs alone (seen in training left out): releases compare on these.
+    pub closed_loop: Figures,
+    /// Open-loop runs alone (seen in training left out).
+    pub open_loop: Figures,
+    /// Must-pass runs and their failures.
+    pub must_pass: MustPass,
+    /// The gate against the release before it (or the report's named
+    /// baseline); `None` for the first release.
+    pub gate: Option<GateLine>,
     /// The model's measured inference time (none for the expert).
     pub inference: Option<InferenceTiming>,
     /// Per family.
@@ -199,9 +245,21 @@ impl ReleaseReport {
             figures: Figures::of(unseen.iter().copied()),
             skipped: runs.iter().filter(|r| r.outcome == Outcome::Skipped).count() as u64,
             inference: InferenceTiming::of(runs),
+            closed_loop: Figures::of(unseen.iter().copied().filter(|r| r.kind != "open")),
+            open_loop: Figures::of(unseen.iter().copied().filter(|r| r.kind == "open")),
+            must_pass: MustPass {
+                runs: runs.iter().filter(|r| r.must_pass).count() as u64,
+                failures: runs.iter().filter(|r| r.must_pass && r.outcome == Outcome::Fail).count() as u64,
+            },
+            gate: None,
             families: by_family
                 .into_iter()
-                .map(|(family, runs)| FamilyReport { family: family.into(), figures: Figures::of(runs) })
+                .map(|(family, runs)| FamilyReport {
+                    family: family.into(),
+                    figures: Figures::of(runs.iter().copied()),
+                    kind: if runs.iter().any(|r| r.kind == "open") { "open" } else { "closed" }.into(),
+                    skipped: runs.iter().filter(|r| r.outcome == Outcome::Skipped).count() as u64,
+                })
                 .collect(),
             seen_in_training: (!seen.is_empty()).then(|| Figures::of(seen.iter().copied())),
             failed_runs: runs
@@ -225,6 +283,40 @@ impl ReleaseReport {
 }
 
 impl ReleaseReport {
+    /// "closed loop: ...; open loop: ..." with each kind's own figures, or "skipped".
+    #[must_use]
+    pub fn kinds_line(&self) -> String {
+        let open_skipped = self.families.iter().any(|f| f.kind == "open" && f.was_skipped());
+        let kind = |name: &str, f: &Figures, skipped: bool| {
+            if f.runs == 0 && skipped {
+                format!("{name}: skipped")
+            } else if f.runs == 0 {
+                format!("{name}: none")
+            } else {
+                format!("{name}: {} runs, {} failures, {:.2} nines", f.runs, f.failures, f.nines)
+            }
+        };
+        format!(
+            "{}; {}",
+            kind("closed loop", &self.closed_loop, false),
+            kind("open loop", &self.open_loop, open_skipped)
+        )
+    }
+
+    /// "must pass: 1 of 1 passed", if the suite has must-pass runs.
+    #[must_use]
+    pub fn must_pass_line(&self) -> Option<String> {
+        let m = self.must_pass;
+        (m.runs > 0).then(|| {
+            format!(
+                "must pass: {} of {} passed{}",
+                m.runs - m.failures,
+                m.runs,
+                if m.failures > 0 { " (FAILS THE GATE)" } else { "" }
+            )
+        })
+    }
+
     /// The line on runs seen in training, if the release has any.
     #[must_use]
     pub fn seen_line(&self) -> Option<String> {
@@ -237,9 +329,80 @@ impl ReleaseReport {
     }
 }
 
-/// Every release in the ledger, oldest first.
+/// Every release in the ledger, oldest first, each gated against the one before.
 pub fn build(ledger: &Ledger) -> Result<Vec<ReleaseReport>> {
-    ledger.releases()?.iter().map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?))).collect()
+    let mut reports: Vec<ReleaseReport> =
+        ledger.releases()?.iter().map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?))).collect::<Result<_>>()?;
+    judge(&mut reports, None);
+    Ok(reports)
+}
+
+/// Gates every release against `baseline` (a release in `reports`), or,
+/// with none, each against the release before it. The baseline itself and
+/// the first release get no verdict. Returns false if `baseline` is not in
+/// `reports`.
+pub fn judge(reports: &mut [ReleaseReport], baseline: Option<&str>) -> bool {
+    let named = match baseline {
+        Some(name) => match reports.iter().find(|r| r.release == name) {
+            Some(r) => Some(r.clone()),
+            None => return false,
+        },
+        None => None,
+    };
+    for i in 0..reports.len() {
+        let base = match &named {
+            Some(b) if b.release == reports[i].release => None,
+            Some(b) => Some(b.clone()),
+            None => i.checked_sub(1).map(|j| reports[j].clone()),
+        };
+        reports[i].gate = base.map(|b| {
+            let v = gate(&b, &reports[i], ALPHA);
+            GateLine {
+                baseline: b.release,
+                passed: v.reasons.is_empty(),
+                p_value: v.p_value,
+                reasons: v.reasons,
+                warnings: v.warnings,
+            }
+        });
+    }
+    true
+}
+
+/// A release's failures grouped by family and first-failure category,
+/// the largest group first (ties: family, then category, by name).
+#[must_use]
+pub fn failure_groups(report: &ReleaseReport) -> Vec<((&str, &str), Vec<&FailureLine>)> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&FailureLine>> = BTreeMap::new();
+    for fail in &report.failed_runs {
+        groups.entry((family_of(&fail.run), fail.category.as_str())).or_default().push(fail);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    groups
+}
+
+/// The family of a run key: `closed/<family>/<seed>` or `open/<drive>/<window>`.
+fn family_of(key: &str) -> &str {
+    let mut parts = key.split('/');
+    match (parts.next(), parts.next()) {
+        (Some("open"), Some(_)) => key.rsplit_once('/').map_or(key, |(head, _)| head),
+        (Some(_), Some(family)) => family,
+        _ => key,
+    }
+}
+
+/// The gate's line for the text and HTML reports.
+impl GateLine {
+    /// "gate against B: PASS (p = 0.43)" or "... FAIL: reasons".
+    #[must_use]
+    pub fn line(&self) -> String {
+        if self.passed {
+            format!("gate against {}: PASS (p = {:.4}, not significantly worse)", self.baseline, self.p_value)
+        } else {
+            format!("gate against {}: FAIL (p = {:.4}): {}", self.baseline, self.p_value, self.reasons.join("; "))
+        }
+    }
 }
 
 impl InferenceTiming {
@@ -298,6 +461,13 @@ pub fn text(reports: &[ReleaseReport]) -> String {
             rate(f.per_hour_upper),
             if r.skipped > 0 { format!(" ({} skipped)", r.skipped) } else { String::new() }
         );
+        let _ = writeln!(out, "  {}", r.kinds_line());
+        if let Some(line) = r.must_pass_line() {
+            let _ = writeln!(out, "  {line}");
+        }
+        if let Some(gate) = &r.gate {
+            let _ = writeln!(out, "  {}", gate.line());
+        }
         if let Some(line) = r.inference.as_ref().map(InferenceTiming::line) {
             let _ = writeln!(out, "  {line}");
         }
@@ -328,19 +498,22 @@ pub fn text(reports: &[ReleaseReport]) -> String {
                 categories.join(", ")
             );
         }
-        for fail in &r.failed_runs {
-            let _ = writeln!(
-                out,
-                "  FAIL {}{}{} at {:.1} s: {} ({})",
-                fail.run,
-                if fail.must_pass { " [must pass]" } else { "" },
-                if fail.seen_in_training { " [seen in training]" } else { "" },
-                fail.time_s,
-                fail.category,
-                fail.detail
-            );
-            if let Some(replay) = &fail.replay {
-                let _ = writeln!(out, "       replay: {replay}");
+        for ((family, category), fails) in failure_groups(r) {
+            let _ = writeln!(out, "  {family}: {} {category}", fails.len());
+            for fail in fails {
+                let _ = writeln!(
+                    out,
+                    "  FAIL {}{}{} at {:.1} s: {} ({})",
+                    fail.run,
+                    if fail.must_pass { " [must pass]" } else { "" },
+                    if fail.seen_in_training { " [seen in training]" } else { "" },
+                    fail.time_s,
+                    fail.category,
+                    fail.detail
+                );
+                if let Some(replay) = &fail.replay {
+                    let _ = writeln!(out, "       replay: {replay}");
+                }
             }
         }
         out.push('\n');
@@ -377,10 +550,19 @@ pub struct Verdict {
 /// at `alpha`) or if a must-pass run failed.
 #[must_use]
 pub fn gate(baseline: &ReleaseReport, candidate: &ReleaseReport, alpha: f64) -> Verdict {
-    let (a, b) = (&baseline.figures, &candidate.figures);
+    let mut warnings = Vec::new();
+    // Releases compare on the kinds of runs both ran: the expert skips
+    // open-loop entries, so against it only closed-loop runs count.
+    let (a, b) = if baseline.open_loop.runs == 0 || candidate.open_loop.runs == 0 {
+        if baseline.open_loop.runs + candidate.open_loop.runs > 0 {
+            warnings.push("only closed-loop runs are compared: one release ran no open-loop entry".to_string());
+        }
+        (&baseline.closed_loop, &candidate.closed_loop)
+    } else {
+        (&baseline.figures, &candidate.figures)
+    };
     let p_value = conditional_binomial_p(a.failures, a.runs, b.failures, b.runs);
     let mut reasons = Vec::new();
-    let mut warnings = Vec::new();
     if b.runs == 0 {
         reasons.push(format!("{} has no runs to judge", candidate.release));
     }
@@ -525,6 +707,98 @@ mod tests {
         must[0].must_pass = true;
         let v = gate(&base, &ReleaseReport::of(&release("d"), &must), ALPHA);
         assert!(v.reasons.iter().any(|r| r.contains("must-pass run closed/straight/0 failed")), "{v:?}");
+    }
+
+    fn open_runs(drive: &str, n: usize, skipped: bool) -> Vec<RunRecord> {
+        let mut all = runs(&format!("open:{drive}"), n, 0);
+        for (i, run) in all.iter_mut().enumerate() {
+            run.key = format!("open/{drive}/{i}");
+            run.kind = "open".into();
+            run.seed = None;
+            if skipped {
+                run.outcome = Outcome::Skipped;
+            }
+        }
+        all
+    }
+
+    /// The `<body>` of a report, parsed as XML.
+    fn body(html: &str) -> roxmltree::Document<'_> {
+        let start = html.find("<body>").unwrap();
+        let end = html.rfind("</body>").unwrap() + "</body>".len();
+        roxmltree::Document::parse(&html[start..end]).unwrap()
+    }
+
+    #[test]
+    fn the_html_report_has_a_cell_and_a_panel_per_family_and_release_and_bounded_axes() {
+        let mut a = runs("straight", 10, 2);
+        a.extend(runs("curves", 10, 0));
+        a.extend(open_runs("drive", 3, true));
+        let mut b = runs("straight", 10, 1);
+        b.extend(runs("curves", 10, 0));
+        b.extend(open_runs("drive", 3, false));
+        let mut reports = vec![ReleaseReport::of(&release("a"), &a), ReleaseReport::of(&release("b"), &b)];
+        assert!(judge(&mut reports, None));
+        let html = html(&reports).unwrap();
+        let doc = body(&html);
+        let columns = ["closed loop", "curves", "straight", "open:drive", "open loop"];
+        let cells: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("td") && n.has_attribute("data-family")).collect();
+        assert_eq!(cells.len(), 2 * columns.len(), "one cell per release and column");
+        for release in ["a", "b"] {
+            for column in columns {
+                let cell = cells
+                    .iter()
+                    .find(|c| c.attribute("data-release") == Some(release) && c.attribute("data-family") == Some(column))
+                    .unwrap_or_else(|| panic!("no cell for {release} x {column}"));
+                let text: String = cell.descendants().filter(roxmltree::Node::is_text).filter_map(|n| n.text()).collect();
+                let skipped = release == "a" && column.starts_with("open");
+                assert_eq!(text == "skipped", skipped, "{release} x {column}: {text}");
+            }
+        }
+        // b is judged against a, and the verdict is in the table.
+        assert!(html.contains("PASS vs a"), "{html}");
+        // One panel per column a release ran, one dot per release that ran it, on a bounded axis.
+        let panels: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("figure")).collect();
+        assert_eq!(panels.len(), columns.len());
+        for panel in &panels {
+            let family = panel.attribute("data-family").unwrap();
+            let top: f64 = panel.attribute("data-top").unwrap().parse().unwrap();
+            // The highest value: b's closed loop, 1 failure in 20 observed (1.3 nines), up to a quarter.
+            assert!((top - 1.5).abs() < 1e-9, "{family}: axis to {top}");
+            let dots = panel.descendants().filter(|n| n.has_tag_name("circle")).count();
+            assert_eq!(dots, if family.starts_with("open") { 1 } else { 2 }, "{family}");
+            let ticks: Vec<f64> = panel
+                .descendants()
+                .filter(|n| n.has_tag_name("text"))
+                .filter_map(|n| n.text()?.trim().parse::<f64>().ok())
+                .filter(|v| v.fract() != 0.0 || *v == 0.0 || *v == 1.0)
+                .collect();
+            assert!(ticks.iter().all(|t| *t <= top + 1e-9), "{family}: ticks {ticks:?} past {top}");
+        }
+        // Failures are grouped, the largest group first, each with its replay.
+        let text = text(&reports);
+        assert!(text.contains("straight: 2 off_road"), "{text}");
+        assert!(text.contains("open loop: skipped") && text.contains("open loop: 3 runs"), "{text}");
+        assert!(text.contains("gate against a: PASS"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&json_text(&reports).unwrap()).unwrap();
+        assert_eq!(json["releases"][1]["gate"]["baseline"], "a");
+        assert_eq!(json["releases"][0]["open_loop"]["runs"], 0);
+        assert_eq!(json["releases"][0]["families"][1]["skipped"], 3);
+    }
+
+    #[test]
+    fn a_named_baseline_judges_every_other_release() {
+        let mut reports = vec![
+            ReleaseReport::of(&release("a"), &runs("straight", 100, 1)),
+            ReleaseReport::of(&release("b"), &runs("straight", 100, 20)),
+            ReleaseReport::of(&release("c"), &runs("straight", 100, 2)),
+        ];
+        assert!(!judge(&mut reports, Some("nope")));
+        assert!(judge(&mut reports, Some("a")));
+        assert!(reports[0].gate.is_none());
+        assert!(!reports[1].gate.as_ref().unwrap().passed);
+        let c = reports[2].gate.as_ref().unwrap();
+        assert!(c.passed && c.baseline == "a", "{c:?}");
     }
 
     #[test]
