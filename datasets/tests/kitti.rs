@@ -255,3 +255,12 @@ fn missing_calibration_names_file_and_field() {
     let err = import_kitti_raw(&seq, &root.path().join("x.mcap")).unwrap_err().to_string();
     assert!(err.contains("calib_cam_to_cam.txt") && err.contains("P_rect_02"), "{err}");
 }
+
+#[test]
+fn a_missing_raw_folder_is_named_as_a_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("2011_09_26_drive_0001_sync");
+    let err = import_kitti_raw(&missing, &root.path().join("x.mcap")).unwrap_err().to_string();
+    assert!(err.contains("2011_09_26_drive_0001_sync") && err.contains("no such folder"), "{err}");
+    assert!(!err.contains("calib_cam_to_cam.txt"), "{err}");
+}

@@ -180,6 +180,15 @@ pub struct LeadMetrics {
     pub frames: u64,
 }
 
+impl LeadMetrics {
+    /// The range error with `decimals`, or "n/a" when no lead was found
+    /// (recall 0: there is no true positive to measure it on).
+    #[must_use]
+    pub fn range_error_text(&self, decimals: usize) -> String {
+        if self.recall > 0.0 { format!("{:.*} m", decimals, self.range_error_m) } else { "n/a".into() }
+    }
+}
+
 /// Sums behind [`LeadMetrics`].
 #[derive(Debug, Clone, Default)]
 pub struct LeadAccumulator {

@@ -82,6 +82,16 @@ pub enum OnboardError {
         /// What went wrong.
         detail: String,
     },
+    /// The source's publisher left (the process ended or its link closed):
+    /// the normal end of a networked run, and also how a lost camera looks.
+    /// The runtime stops the car either way; it is logged as information.
+    #[error("source {source_name}: {detail}")]
+    SourceGone {
+        /// The source as given.
+        source_name: String,
+        /// Who left.
+        detail: String,
+    },
     /// The zenoh network: a session, a declaration or a message.
     #[error("zenoh: {context}: {source}")]
     Network {

@@ -72,6 +72,17 @@ pub struct RunReport {
     pub provider: String,
     /// Files recorded.
     pub recorded: Vec<PathBuf>,
+    /// The stamp of the run's first step, ns: event times are shown as
+    /// seconds after it (the events keep their absolute stamps).
+    pub start_stamp_ns: Option<u64>,
+}
+
+impl RunReport {
+    /// Seconds from the run's first step to `stamp_ns`.
+    #[must_use]
+    pub fn seconds_in(&self, stamp_ns: u64) -> f64 {
+        stamp_ns.saturating_sub(self.start_stamp_ns.unwrap_or(stamp_ns)) as f64 / 1e9
+    }
 }
 
 /// The `q` quantile (0..=1) of `values`, sorting them: the value at rank
@@ -187,8 +198,10 @@ pub fn run(
     control.join().map_err(|_| joined("control"))?;
     let captured = capture.join().map_err(|_| joined("capture"))?;
     let mut report = publisher.join().map_err(|_| joined("publisher"))??;
-    if let Err(e) = captured {
-        tracing::error!("source failed: {e}");
+    match captured {
+        Ok(()) => tracing::info!("the source ended"),
+        Err(e @ OnboardError::SourceGone { .. }) => tracing::info!("the source ended: {e}"),
+        Err(e) => tracing::error!("source failed: {e}"),
     }
     report.provider = provider;
     Ok(report)
@@ -415,6 +428,7 @@ fn publish(
             ToPublisher::Step(out, captured) => (out, captured),
         };
         let t = out.stamp_ns;
+        let start = *report.start_stamp_ns.get_or_insert(t);
         if out.prediction.is_some() {
             last_busy = out.busy_s;
         }
@@ -468,10 +482,11 @@ fn publish(
                 value: v.value,
             };
             // A recorded drive ending is the normal end of a replay, not a warning.
+            let (into, stamp) = (t.saturating_sub(start) as f64 / 1e9, t as f64 / 1e9);
             if v.fault == Fault::SourceEnded {
-                tracing::info!("{} at {:.3} s", event.detail, t as f64 / 1e9);
+                tracing::info!("{} at {into:.3} s into the run (stamp {stamp:.3} s)", event.detail);
             } else {
-                tracing::warn!("{} at {:.3} s", event.detail, t as f64 / 1e9);
+                tracing::warn!("{} at {into:.3} s into the run (stamp {stamp:.3} s)", event.detail);
             }
             sink(&Published::Event(event.clone()));
             record(&mut recorder, Record::Event(t, event.clone()))?;

@@ -119,6 +119,17 @@ impl OxtsState {
 
 /// Imports the sequence in `dir` into `out`.
 pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
+    if !dir.is_dir() {
+        return Err(DatasetError::invalid(
+            dir,
+            "sequence folder",
+            if dir.exists() {
+                "not a folder; give a KITTI raw sequence folder (2011_09_26_drive_0001_sync, with image_02/, velodyne_points/, oxts/)"
+            } else {
+                "no such folder; give a KITTI raw sequence folder (2011_09_26_drive_0001_sync, with image_02/, velodyne_points/, oxts/)"
+            },
+        ));
+    }
     let cam_path = find_calib(dir, "calib_cam_to_cam.txt")?;
     let velo_path = find_calib(dir, "calib_velo_to_cam.txt")?;
     let imu_path = find_calib(dir, "calib_imu_to_velo.txt")?;

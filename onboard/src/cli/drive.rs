@@ -137,7 +137,13 @@ pub(super) fn run(args: &Args) -> crate::Result<()> {
         p99 * 1e3
     );
     for e in &report.events {
-        eprintln!("  event at {:.3} s: {}", e.header.stamp.as_nanos() as f64 / 1e9, e.detail);
+        let stamp = e.header.stamp.as_nanos();
+        eprintln!(
+            "  event at {:.3} s into the run (stamp {:.3} s): {}",
+            report.seconds_in(stamp),
+            stamp as f64 / 1e9,
+            e.detail
+        );
     }
     for f in &report.recorded {
         eprintln!("  recorded {}", f.display());

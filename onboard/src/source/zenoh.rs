@@ -192,7 +192,10 @@ impl Source for ZenohSource {
                 // the frames' attachments); the source is lost when the last goes.
                 Heard::CameraLeft(key) => {
                     if senders.remove(&gid_of(&key)) && senders.is_empty() {
-                        return Err(self.error(format!("the camera's publisher left the network ({key})")));
+                        return Err(OnboardError::SourceGone {
+                            source_name: self.name.clone(),
+                            detail: format!("the camera's publisher left the network ({key})"),
+                        });
                     }
                     true
                 }

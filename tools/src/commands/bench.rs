@@ -31,7 +31,7 @@ pub enum BenchArgs {
         /// Where to generate the drive.
         #[arg(long, default_value = "target/nines-bench/read.mcap")]
         generate_at: PathBuf,
-        /// Python with the `mcap` and `mcap-ros2-support` packages [default: .venv/bin/python].
+        /// Python with the `mcap` and `mcap-ros2-support` packages [default: the checkout's .venv/bin/python].
         #[arg(long)]
         python: Option<PathBuf>,
         /// Also time full ROS 2 decoding in Python (slow).
@@ -61,7 +61,7 @@ pub enum BenchArgs {
         /// Timed repetitions (the best is reported).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
-        /// Python with NumPy [default: .venv/bin/python].
+        /// Python with NumPy [default: the checkout's .venv/bin/python].
         #[arg(long)]
         python: Option<PathBuf>,
         /// Print JSON.
@@ -382,9 +382,9 @@ fn bench_read(path: &Path, python: Option<&Path>, python_decode: bool) -> anyhow
         file_mb / decoded_secs
     );
 
-    let python = python.map_or_else(|| PathBuf::from(".venv/bin/python"), Path::to_path_buf);
+    let python = super::peers::python(python)?;
     let mut cmd = Command::new(&python);
-    cmd.arg("scripts/peers/bench_read.py").arg(path);
+    cmd.arg(super::peers::find("scripts/peers/bench_read.py")?).arg(path);
     if python_decode {
         cmd.arg("--decode");
     }

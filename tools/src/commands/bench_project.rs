@@ -3,7 +3,7 @@
 //! NumPy implementation of the same projection, and by the CUDA kernel when
 //! a GPU is there; one run, side by side.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -156,9 +156,9 @@ fn numpy(
     });
     let params_path = dir.path().join("params.json");
     std::fs::write(&params_path, params.to_string())?;
-    let python = python.map_or_else(|| PathBuf::from(".venv/bin/python"), Path::to_path_buf);
+    let python = super::peers::python(python)?;
     let output = std::process::Command::new(&python)
-        .arg("scripts/peers/bench_project.py")
+        .arg(super::peers::find("scripts/peers/bench_project.py")?)
         .arg(&bin)
         .arg(&params_path)
         .output()

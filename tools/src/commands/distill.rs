@@ -44,7 +44,8 @@ pub struct DistillArgs {
     /// Drives distilled at once.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
-    /// Model contract (TOML, or JSON) overriding the defaults; see `nines distill --help`.
+    /// Model contract (TOML, or JSON) overriding the defaults: input size, stacked frames,
+    /// normalisation, virtual camera, label stride, plan times (DESIGN.md section 3).
     #[arg(long)]
     pub contract: Option<PathBuf>,
     /// Depth and image labels in the source camera's own geometry and resolution

@@ -55,8 +55,8 @@ pub struct EvalArgs {
     /// The ledger (SQLite).
     #[arg(long, default_value = LEDGER)]
     pub ledger: PathBuf,
-    /// Run only this slice of the suite, I/N (for a cluster job array;
-    /// merge the shards' ledgers with `nines eval merge`).
+    /// Run only this slice of the suite, I/N with I counted from 0 (0/4 .. 3/4;
+    /// a cluster job array's task id); merge the shards' ledgers with `nines eval merge`.
     #[arg(long)]
     pub shard: Option<Shard>,
     /// Vehicle config of the runtime [default: the simulator's car].

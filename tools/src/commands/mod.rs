@@ -16,6 +16,7 @@ pub mod flash;
 pub mod import;
 pub mod inspect;
 pub mod net;
+pub mod peers;
 pub mod recover;
 pub mod replay;
 pub mod sim;

@@ -15,8 +15,10 @@ pub const RERUN_VERSION: &str = "0.36.3";
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Without --save, --connect or --serve-web the drive opens in a new rerun viewer:
-the `rerun` executable from $NINES_RERUN, PATH or ./.venv/bin/rerun (installed by
-scripts/setup.sh). The viewer must be rerun 0.36.3.
+the `rerun` executable from $NINES_RERUN, PATH or the checkout's .venv/bin/rerun
+(installed by scripts/setup.sh). The viewer must be rerun 0.36.3. With no display
+(neither DISPLAY nor WAYLAND_DISPLAY set, as over ssh) no viewer can open: use
+--save or --serve-web (the error says how).
 
 Examples:
   nines replay drive.mcap
@@ -88,15 +90,38 @@ fn find_viewer() -> Option<PathBuf> {
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("rerun"))
         .find(|candidate| candidate.is_file());
-    on_path.or_else(|| Some(PathBuf::from(".venv/bin/rerun")).filter(|p| p.is_file()))
+    on_path.or_else(|| super::peers::find(".venv/bin/rerun").ok())
 }
 
 fn no_viewer_help() -> String {
     format!(
-        "no rerun viewer found (looked at $NINES_RERUN, `rerun` on PATH and ./.venv/bin/rerun). \
+        "no rerun viewer found (looked at $NINES_RERUN, `rerun` on PATH and .venv/bin/rerun in the nines \
+         checkout: $NINES_HOME, the working folder and those above it, the checkout nines was built from). \
          Install it with `bash scripts/setup.sh` (puts rerun {RERUN_VERSION} in .venv/bin) or \
          `pip install rerun-sdk=={RERUN_VERSION}`; or write a file with --save out.rrd, \
          or serve the web viewer with --serve-web"
+    )
+}
+
+/// Whether a native viewer window can open: on Linux and the BSDs, an X11
+/// or Wayland display must be named (the viewer dies with winit's error
+/// otherwise, and the recording then waits on a viewer that never came).
+fn has_display(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    if !cfg!(unix) || cfg!(target_os = "macos") {
+        return true;
+    }
+    ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|name| var(name).is_some_and(|v| !v.is_empty()))
+}
+
+fn no_display_help(drive: &std::path::Path) -> String {
+    let stem = drive.file_stem().map_or_else(|| "drive".into(), |s| s.to_string_lossy().into_owned());
+    format!(
+        "no display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so no viewer window can open. Either \
+         write a recording and open it where there is a screen: `nines replay {d} --save {stem}.rrd`, then \
+         `rerun {stem}.rrd`; or serve the web viewer from here: `nines replay {d} --serve-web --no-browser` \
+         and open http://127.0.0.1:9090 (from another machine: ssh -L 9090:127.0.0.1:9090 -L \
+         9876:127.0.0.1:9876 this-host)",
+        d = drive.display()
     )
 }
 
@@ -207,6 +232,9 @@ fn open_sink(args: &ReplayArgs) -> anyhow::Result<(rerun::RecordingStream, Optio
         );
         return Ok((rec, Some(Box::new(server))));
     } else {
+        if !has_display(|name| std::env::var_os(name)) {
+            anyhow::bail!(no_display_help(&args.drive));
+        }
         let viewer = find_viewer().ok_or_else(|| anyhow::anyhow!(no_viewer_help()))?;
         let spawn = rerun::SpawnOptions {
             executable_path: Some(viewer.to_string_lossy().into_owned()),
@@ -257,4 +285,23 @@ fn print_report(args: &ReplayArgs, report: &ReplayReport, took: Duration) -> any
         println!("wrote {} (open it with `rerun {}`)", out.display(), out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_display_replay_says_to_save_or_serve() {
+        let none = |_: &str| None;
+        let x11 = |name: &str| (name == "DISPLAY").then(|| ":0".into());
+        let empty = |_: &str| Some(std::ffi::OsString::new());
+        if cfg!(target_os = "linux") {
+            assert!(!has_display(none));
+            assert!(!has_display(empty));
+        }
+        assert!(has_display(x11));
+        let help = no_display_help(std::path::Path::new("runs/cut_in-7.mcap"));
+        assert!(help.contains("--save cut_in-7.rrd") && help.contains("--serve-web"), "{help}");
+    }
 }

@@ -92,7 +92,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Progress::EpochEnd(record) => {
             let v = &record.validation;
             let line = format!(
-                "epoch {}: train loss {:.4}, validation loss {:.4}; depth AbsRel {:.3} delta1 {:.3}; plan ADE@2s {:.2} m{}, miss {:.1}%; lead P/R {:.2}/{:.2}, range error {:.2} m; {:.1} images/s",
+                "epoch {}: train loss {:.4}, validation loss {:.4}; depth AbsRel {:.3} delta1 {:.3}; plan ADE@2s {:.2} m{}, miss {:.1}%; lead P/R {:.2}/{:.2}, range error {}; {:.1} images/s",
                 record.epoch,
                 record.train_loss.total,
                 record.validation_loss.total,
@@ -103,7 +103,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 100.0 * v.plan.miss_rate,
                 v.lead.precision,
                 v.lead.recall,
-                v.lead.range_error_m,
+                v.lead.range_error_text(2),
                 record.images_per_sec
             );
             say(line);
@@ -134,7 +134,7 @@ pub fn report(summary: &TrainSummary) -> String {
         let v = &best.validation;
         let _ = write!(
             out,
-            "best epoch {} (validation drives)   model      baseline\n  depth AbsRel                       {:>8.3}   {:>8.3} (mean depth {:.1} m)\n  depth delta1                       {:>8.3}   {:>8.3}\n  plan ADE@2s, m                     {:>8.3}   {:>8.3} (constant velocity)\n  plan FDE@2s, m                     {:>8.3}   {:>8.3}\n  lead range error, m                {:>8.3}\n{}",
+            "best epoch {} (validation drives)   model      baseline\n  depth AbsRel                       {:>8.3}   {:>8.3} (mean depth {:.1} m)\n  depth delta1                       {:>8.3}   {:>8.3}\n  plan ADE@2s, m                     {:>8.3}   {:>8.3} (constant velocity)\n  plan FDE@2s, m                     {:>8.3}   {:>8.3}\n  lead range error                   {:>10}\n{}",
             best.epoch,
             v.depth.abs_rel,
             b.depth.abs_rel,
@@ -145,7 +145,7 @@ pub fn report(summary: &TrainSummary) -> String {
             b.plan.ade[1],
             v.plan.fde[1],
             b.plan.fde[1],
-            v.lead.range_error_m,
+            v.lead.range_error_text(3),
             match (&best.moved_plan, &summary.baselines.moved_plan) {
                 (Some(m), Some(b)) => format!(
                     "  plan ADE@2s moved 0.75 m / 4 deg   {:>8.3}   {:>8.3} (constant velocity: no steering back)\n",

@@ -164,7 +164,7 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> Result<String> {
             .collect()
     };
     let top = axis_top(
-        cols.iter().flat_map(|c| ran(c)).flat_map(|(_, f)| [Some(f.nines), observed_nines(&f)]).flatten(),
+        cols.iter().flat_map(&ran).flat_map(|(_, f)| [Some(f.nines), observed_nines(&f)]).flatten(),
     );
     let mut out = String::from("<div class=\"panels\">");
     for c in &cols {

@@ -527,7 +527,7 @@ impl<'a> SceneLogger<'a> {
             let s = &object.size;
             sizes.push([s.x as f32, s.y as f32, s.z as f32]);
             rotations.push(quaternion(&in_map));
-            labels.push(format!("{} {}", object.label, object.id));
+            labels.push(box_label(&object.label, object.id));
             colours.push(colour::by_label(&object.label));
             let [x1, y1, x2, y2] = object.box_2d;
             if with_2d && x2 > x1 && y2 > y1 {
@@ -638,10 +638,27 @@ fn along(polyline: &[[f32; 3]], distance: f32) -> [f32; 2] {
     }
 }
 
+/// A box's label: its class as datasets name it ("Car", "Pedestrian",
+/// "Person_sitting": the messages carry it lower case), and its track id
+/// where it has one (KITTI object frames have none: id 0).
+fn box_label(class: &str, id: u32) -> String {
+    let mut chars = class.chars();
+    let class: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+    if id == 0 { class } else { format!("{class} #{id}") }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::float_cmp, reason = "exact arithmetic on small values")]
-    use super::along;
+    use super::{along, box_label};
+
+    #[test]
+    fn boxes_are_labelled_with_their_class_and_track() {
+        assert_eq!(box_label("car", 0), "Car");
+        assert_eq!(box_label("person_sitting", 0), "Person_sitting");
+        assert_eq!(box_label("pedestrian", 7), "Pedestrian #7");
+        assert_eq!(box_label("", 0), "");
+    }
 
     #[test]
     fn along_walks_the_polyline_and_beyond() {
