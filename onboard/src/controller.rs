@@ -242,6 +242,7 @@ mod tests {
             max_decel_mps2: 8.0,
             max_jerk_mps3: 10.0,
             max_speed_mps: 20.0,
+            system_libraries: None,
         }
     }
 

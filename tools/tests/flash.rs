@@ -71,6 +71,36 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+#[test]
+fn a_bundle_lists_the_libraries_its_runtime_needs_and_refuses_those_the_robot_lacks() {
+    let fx = fixture();
+    // The workspace builds nines-onboard with OpenCV (its default features):
+    // the manifest says so because the ELF says so.
+    let manifest = nines_onboard::release::bundle::peek(&fx.a).unwrap();
+    let opencv: Vec<&String> =
+        manifest.needed_libraries.iter().filter(|l| l.starts_with("libopencv_")).collect();
+    assert!(!opencv.is_empty(), "{:?}", manifest.needed_libraries);
+    assert!(manifest.needed_libraries.iter().any(|l| l.starts_with("libc.so")), "{:?}", manifest.needed_libraries);
+    assert!(manifest.features.iter().any(|f| f == "opencv"), "{:?}", manifest.features);
+    // A robot without OpenCV: the bundle is refused, the library named.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vehicle-sim.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let lacking = fx.dir.join("no-opencv.toml");
+    let text = text.replacen("[vehicle]\n", "[vehicle]\nsystem_libraries = [\"libz.so.1\"]\n", 1);
+    assert!(text.contains("system_libraries"), "configs/vehicle-sim.toml has a [vehicle] table");
+    std::fs::write(&lacking, text).unwrap();
+    let out = fx.dir.join("no-opencv.nines");
+    let binary = onboard_binary();
+    let err = support::bundle(&fx.dir.join("a.onnx"), &lacking, &fx.dir.join("fleet.key"), &out, &[
+        "--binary".as_ref(),
+        binary.as_os_str(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(opencv[0].as_str()) && err.contains("system_libraries"), "{err}");
+    assert!(!out.exists(), "no bundle is written");
+}
+
 fn local(bundle: &Path, root: &Path, keep: usize) -> anyhow::Result<()> {
     let keep = keep.to_string();
     support::flash_local(bundle, root, &fixture().fleet_pub, &["--keep".as_ref(), keep.as_ref()])

@@ -31,6 +31,9 @@ pub(super) fn run(tool: &Tool) -> crate::Result<ExitCode> {
                 );
                 println!("  model {} {}", m.model.file, m.model.digest);
                 println!("  glibc needed {}, features {}", m.glibc_needed, m.features.join(","));
+                if !m.needed_libraries.is_empty() {
+                    println!("  needs the libraries {}", m.needed_libraries.join(", "));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -71,6 +71,13 @@ pub struct VehicleConfig {
     /// Fastest the controller ever asks for, m/s.
     #[serde(default = "default_max_speed")]
     pub max_speed_mps: f64,
+    /// The shared libraries the robot's system provides, as sonames
+    /// ("libz.so.1") or prefixes ending in `_` or `.` ("libopencv_" for
+    /// every OpenCV module). When given, `nines bundle` refuses a runtime
+    /// that needs a library outside it (glibc's and the C/C++ runtime's
+    /// own always count as provided). Not given: not checked, only listed.
+    #[serde(default)]
+    pub system_libraries: Option<Vec<String>>,
 }
 
 /// `[model]`.

@@ -51,6 +51,12 @@ pub struct Manifest {
     pub features: Vec<String>,
     /// The newest glibc symbol version the runtime needs, e.g. "2.34".
     pub glibc_needed: String,
+    /// The shared libraries the runtime's ELF needs (its DT_NEEDED
+    /// entries, e.g. "libopencv_videoio.so.406"), read from the binary:
+    /// the robot must have every one. Empty in bundles made before it was
+    /// recorded.
+    #[serde(default)]
+    pub needed_libraries: Vec<String>,
     /// The ONNX Runtime the release runs on.
     pub onnxruntime: OnnxRuntime,
     /// The network.
@@ -345,6 +351,7 @@ mod tests {
             nines_version: "0.1.0".into(),
             features: vec!["zenoh".into()],
             glibc_needed: "2.34".into(),
+            needed_libraries: vec!["libc.so.6".into()],
             onnxruntime: OnnxRuntime { file: None, version: None, provided_by_target: None },
             model: ModelEntry {
                 file: "model/model.onnx".into(),

@@ -111,6 +111,14 @@ pub fn bundle(args: &BundleArgs) -> anyhow::Result<()> {
     };
     let binary_bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
     let glibc_needed = check_elf(&binary, &binary_bytes, arch)?;
+    // The truth is in the ELF, not in how it was asked to be built: a
+    // runtime linked against OpenCV was built with it, whatever the flags.
+    let needed_libraries = needed_libraries(&binary, &binary_bytes)?;
+    features.retain(|f| f != "opencv");
+    if needed_libraries.iter().any(|l| l.starts_with("libopencv_")) {
+        features.push("opencv".into());
+    }
+    check_libraries(&binary, &needed_libraries, config.vehicle.system_libraries.as_deref(), &args.config)?;
 
     let mut files: Vec<(String, Vec<u8>, u32)> = vec![("bin/nines-onboard".into(), binary_bytes, 0o755)];
     let onnxruntime = if let Some(provided) = &config.model.onnxruntime {
@@ -153,6 +161,7 @@ pub fn bundle(args: &BundleArgs) -> anyhow::Result<()> {
         nines_version: env!("CARGO_PKG_VERSION").into(),
         features,
         glibc_needed: format!("{}.{}", glibc_needed.0, glibc_needed.1),
+        needed_libraries,
         onnxruntime,
         model: ModelEntry {
             file: model_file,
@@ -286,6 +295,71 @@ fn build_runtime(
         bail!("cargo could not build nines-onboard for {target} (its errors are above)");
     }
     executable.context("cargo built no nines-onboard executable")
+}
+
+/// The libraries every glibc Linux system has: the C library and its
+/// loader, and the C and C++ runtimes.
+const BASE_LIBRARIES: &[&str] = &[
+    "libc.so.", "libm.so.", "libpthread.so.", "libdl.so.", "librt.so.", "libutil.so.", "libgcc_s.so.",
+    "libstdc++.so.", "ld-linux",
+];
+
+/// The shared libraries an ELF needs: its DT_NEEDED entries, in order.
+/// (`object`'s format-independent imports do not list them for ELF.)
+pub fn needed_libraries(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    use object::read::elf::{Dyn as _, FileHeader as _};
+    let bad = |e: object::Error| anyhow::anyhow!("{}: reading its dynamic section: {e}", path.display());
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(bytes).map_err(bad)?;
+    let endian = header.endian().map_err(bad)?;
+    let sections = header.sections(endian, bytes).map_err(bad)?;
+    let Some((dynamic, link)) = sections.dynamic(endian, bytes).map_err(bad)? else {
+        return Ok(Vec::new()); // statically linked
+    };
+    let strings = sections.strings(endian, bytes, link).map_err(bad)?;
+    dynamic
+        .iter()
+        .filter(|d| d.tag(endian) == object::elf::DT_NEEDED)
+        .map(|d| Ok(String::from_utf8_lossy(d.string(endian, strings).map_err(bad)?).into_owned()))
+        .collect()
+}
+
+/// Refuses a runtime needing a library the vehicle config says the robot
+/// lacks (`[vehicle] system_libraries`); without that list, names what the
+/// robot must have.
+fn check_libraries(
+    binary: &Path,
+    needed: &[String],
+    provided: Option<&[String]>,
+    config: &Path,
+) -> anyhow::Result<()> {
+    let extra: Vec<&String> =
+        needed.iter().filter(|l| !BASE_LIBRARIES.iter().any(|base| l.starts_with(base))).collect();
+    let Some(provided) = provided else {
+        if !extra.is_empty() {
+            let names: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
+            eprintln!(
+                "note: the runtime needs {} on the robot ([vehicle] system_libraries in {} would check it)",
+                names.join(", "),
+                config.display()
+            );
+        }
+        return Ok(());
+    };
+    let has = |lib: &str| {
+        provided.iter().any(|p| lib == p || ((p.ends_with('_') || p.ends_with('.')) && lib.starts_with(p.as_str())))
+    };
+    let missing: Vec<&str> = extra.iter().map(|s| s.as_str()).filter(|l| !has(l)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: needs {}, which {} says the robot lacks ([vehicle] system_libraries); build the runtime \
+             without them (OpenCV: leave out --opencv-sysroot, frames come over zenoh), or install them on \
+             the robot and add them to system_libraries",
+            binary.display(),
+            missing.join(", "),
+            config.display()
+        );
+    }
+    Ok(())
 }
 
 /// Checks that `bytes` is an ELF for `arch` that runs on glibc [`GLIBC_FLOOR`],
