@@ -115,14 +115,19 @@ pub(crate) fn label_drives(
             folder.options().contract.digest()
         ),
     );
+    let ticker = super::Ticker::new("distill", "frames");
     let queue = Mutex::new(drives.iter().collect::<std::collections::VecDeque<_>>());
     let outcomes = Mutex::new(Vec::new());
     let work = || {
         // The guard moves into the `and_then` closure and is dropped there: no lock is held while working.
         while let Some(drive) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
-            let added = folder.add_drive(drive, kernels, force, &|| bar.inc(1));
+            let added = folder.add_drive(drive, kernels, force, &|| {
+                bar.inc(1);
+                ticker.tick(&bar);
+            });
             if matches!(added, Added::Skipped(_)) {
                 bar.inc(camera_frames(drive));
+                ticker.tick(&bar);
             }
             say(&bar, describe(drive, &added));
             if let Ok(mut all) = outcomes.lock() {

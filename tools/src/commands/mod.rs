@@ -41,6 +41,44 @@ pub(crate) fn progress_bar(len: u64, unit: &'static str) -> indicatif::ProgressB
 
 /// The harness's progress for a person: an indicatif bar on a terminal, and
 /// without one (a cluster job's log, a pipe) a line every 5% on stderr.
+/// Off a terminal progress bars are hidden; a `Ticker` prints a line every
+/// 5% of a bar's length instead ("distill: 1200/2400 frames"), as `eval`'s
+/// progress does, so a log shows long work moving.
+pub(crate) struct Ticker {
+    label: String,
+    unit: &'static str,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Ticker {
+    pub(crate) fn new(label: impl Into<String>, unit: &'static str) -> Self {
+        Self { label: label.into(), unit, next: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Call after moving `bar`: prints when it crossed the next 5%.
+    pub(crate) fn tick(&self, bar: &indicatif::ProgressBar) {
+        if bar.is_hidden()
+            && let Some(line) = self.line(bar.position(), bar.length().unwrap_or(0))
+        {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The line due at `done` of `total`, if one is.
+    fn line(&self, done: u64, total: u64) -> Option<String> {
+        use std::sync::atomic::Ordering;
+        let next = self.next.load(Ordering::Relaxed);
+        let due = (done + (total / 20).max(1)).min(total.max(done + 1));
+        (done >= next && self.next.compare_exchange(next, due, Ordering::Relaxed, Ordering::Relaxed).is_ok())
+            .then(|| format!("{}: {done}/{total} {}", self.label, self.unit))
+    }
+
+    /// Starts over (a new epoch of the same bar).
+    pub(crate) fn restart(&self, label: impl Into<String>) -> Self {
+        Self::new(label, self.unit)
+    }
+}
+
 pub(crate) struct BarProgress {
     label: String,
     stage: std::sync::Mutex<Stage>,
@@ -101,5 +139,21 @@ impl nines_harness::Progress for BarProgress {
 
     fn finish(&self) {
         self.stage().bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ticker;
+
+    #[test]
+    fn a_ticker_prints_every_five_percent_and_the_end() {
+        let ticker = Ticker::new("distill", "frames");
+        let lines: Vec<String> = (1..=100).filter_map(|done| ticker.line(done, 100)).collect();
+        assert_eq!(lines.len(), 21, "{lines:?}");
+        assert_eq!(lines[0], "distill: 1/100 frames");
+        assert_eq!(lines.last().map(String::as_str), Some("distill: 100/100 frames"));
+        let few = Ticker::new("sim batch", "drives");
+        assert_eq!((1..=3).filter_map(|done| few.line(done, 3)).count(), 3);
     }
 }

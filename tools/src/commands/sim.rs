@@ -179,6 +179,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
             let jobs = jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
                 .max(1);
+            let ticker = super::Ticker::new("sim batch", "drives");
             let next = AtomicUsize::new(0);
             let results = Mutex::new(Vec::new());
             let options = sensors.options()?;
@@ -189,6 +190,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                     let result = record_expert(spec.draw(name, seed), &path, &options)
                         .with_context(|| format!("recording {}", path.display()));
                     bar.inc(1);
+                    ticker.tick(&bar);
                     results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(result);
                 }
             };

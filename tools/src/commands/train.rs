@@ -76,6 +76,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             bar.println(line);
         }
     };
+    let mut ticker = super::Ticker::new("train", "steps");
     let mut on_progress = |p: &Progress| match p {
         Progress::Model { preset, parameters, gflops } => {
             say(format!("model: preset {preset}, {parameters} parameters, {gflops:.3} GFLOPs per image"));
@@ -84,10 +85,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.set_length(*steps as u64);
             bar.set_position(0);
+            ticker = ticker.restart(format!("train epoch {epoch}/{epochs}"));
         }
         Progress::Step { loss, images_per_sec } => {
             bar.inc(1);
             bar.set_message(format!("loss {loss:.4}, {images_per_sec:.1} images/s"));
+            ticker.tick(&bar);
         }
         Progress::EpochEnd(record) => {
             let v = &record.validation;
