@@ -34,6 +34,28 @@ pub mod source;
 #[cfg(feature = "zenoh")]
 pub mod zenoh_io;
 
+/// Makes a closed standard output (`nines report --json | head -1`) end the
+/// process with status 0 and nothing on stderr, as Unix tools do. Rust
+/// ignores SIGPIPE, so `println!` into a closed pipe panics with "failed
+/// printing to stdout: Broken pipe"; this hook turns exactly that panic
+/// into a quiet exit and leaves every other panic to the default hook.
+/// Call first thing in `main`.
+pub fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 use std::path::PathBuf;
 
 impl OnboardError {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    nines_onboard::exit_quietly_on_closed_pipe();
     let cli = nines_tools::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -112,15 +112,36 @@ fn replay_says_what_is_wrong() {
     assert!(!out.status.success() && text(&out).contains("refusing to overwrite"), "{}", text(&out));
     assert_eq!(std::fs::read(&notes).unwrap(), b"hello", "the input is untouched");
 
-    // No viewer anywhere: the error says how to get one.
+    // No display (as over ssh): no viewer is started; the error says what to do instead.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nines"))
         .args(["replay", notes.to_str().unwrap()])
-        .env("PATH", "")
-        .env_remove("NINES_RERUN")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(!out.status.success() && text(&out).contains("pip install rerun-sdk==0.36.3"), "{}", text(&out));
+    let said = text(&out);
+    assert!(!out.status.success() && said.contains("no display here"), "{said}");
+    assert!(said.contains("--save notes.rrd") && said.contains("--serve-web"), "{said}");
+    assert!(!said.contains("gRPC") && !said.contains("panicked"), "{said}");
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    // `nines sim list | head -c 10`: the reader is gone before the first write.
+    for args in [&["sim", "list"][..], &["--help"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nines"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
