@@ -133,6 +133,20 @@ impl TrainConfig {
         if !(self.loss.plan_lateral.is_finite() && self.loss.plan_lateral > 0.0) {
             return bad("loss.plan_lateral", "must be positive");
         }
+        for (key, weight) in [("loss.depth", self.loss.depth), ("loss.plan", self.loss.plan), ("loss.lead", self.loss.lead)] {
+            if !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
+                return bad(key, &format!("{weight}: must be a number in 0..=100 (0 turns the head's loss off)"));
+            }
+        }
+        if self.loss.depth + self.loss.plan + self.loss.lead <= 0.0 {
+            return bad("loss", "every weight is 0: nothing would be learnt");
+        }
+        if !(self.weight_decay.is_finite() && (0.0..1.0).contains(&self.weight_decay)) {
+            return bad("weight_decay", "must be in [0, 1)");
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
+            return bad("grad_clip", "must be a positive number");
+        }
         if !matches!(self.preset.as_str(), "tiny" | "default") {
             return bad("preset", "must be \"tiny\" or \"default\"");
         }
@@ -182,5 +196,27 @@ impl TrainDevice {
                     .into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> std::result::Result<(), String> {
+        let config: TrainConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check(Path::new("train.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn non_finite_or_out_of_range_numbers_are_refused_with_the_key() {
+        assert!(check("preset = \"tiny\"\n").is_ok());
+        let err = check("[loss]\ndepth = nan\n").unwrap_err();
+        assert!(err.contains("train.toml") && err.contains("loss.depth"), "{err}");
+        assert!(check("[loss]\nlead = inf\n").unwrap_err().contains("loss.lead"));
+        assert!(check("[loss]\ndepth = 0\nplan = 0\nlead = 0\n").unwrap_err().contains("nothing would be learnt"));
+        assert!(check("grad_clip = nan\n").unwrap_err().contains("grad_clip"));
+        assert!(check("weight_decay = -1\n").unwrap_err().contains("weight_decay"));
+        assert!(check("learning_rate = nan\n").unwrap_err().contains("learning_rate"));
     }
 }

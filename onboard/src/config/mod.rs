@@ -482,7 +482,33 @@ impl Config {
             ("safety.max_plan_range_m", self.safety.max_plan_range_m),
             ("safety.max_plan_jump_m", self.safety.max_plan_jump_m),
             ("safety.stop_decel_mps2", self.safety.stop_decel_mps2),
+            ("controller.comfort_decel_mps2", self.controller.comfort_decel_mps2),
+            ("controller.obstacle_height_m", self.controller.obstacle_height_m),
+            ("controller.corridor_half_width_m", self.controller.corridor_half_width_m),
         ];
+        // Gains, times and gaps that may be 0 but must be finite.
+        let non_negative = [
+            ("controller.lookahead_time_s", self.controller.lookahead_time_s),
+            ("controller.speed_preview_s", self.controller.speed_preview_s),
+            ("controller.speed_kp", self.controller.speed_kp),
+            ("controller.speed_ki", self.controller.speed_ki),
+            ("controller.speed_kd", self.controller.speed_kd),
+            ("controller.lead_gap_m", self.controller.lead_gap_m),
+            ("controller.lead_headway_s", self.controller.lead_headway_s),
+            ("recording.pre_trigger_s", self.recording.pre_trigger_s),
+            ("recording.post_trigger_s", self.recording.post_trigger_s),
+        ];
+        for (key, value) in non_negative {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(bad(key, &format!("must be a finite number >= 0, got {value}")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.controller.lead_probability) {
+            return Err(bad(
+                "controller.lead_probability",
+                &format!("must lie in 0..=1, got {}", self.controller.lead_probability),
+            ));
+        }
         let optional = [("safety.lockstep_latency_ms", self.safety.lockstep_latency_ms)];
         for (key, value) in
             positive.into_iter().chain(optional.into_iter().filter_map(|(k, v)| Some((k, v?))))
@@ -505,9 +531,6 @@ impl Config {
                 "model.providers",
                 "list at least one provider, e.g. [[model.providers]] kind = \"cpu\"",
             ));
-        }
-        if self.recording.pre_trigger_s < 0.0 || self.recording.post_trigger_s < 0.0 {
-            return Err(bad("recording.pre_trigger_s / post_trigger_s", "must not be negative"));
         }
         if let Some(c) = &self.camera.calibration {
             c.camera_model(path)?;
@@ -571,6 +594,16 @@ mod tests {
         let stop = base.replace("stop_decel_mps2 = 4.0", "stop_decel_mps2 = 40.0");
         let err = Config::parse(&stop, path).expect_err("stop").to_string();
         assert!(err.contains("safety.stop_decel_mps2"), "{err}");
+        // Every number is finite and in range: an infinite gain, a probability of 2.
+        let gain = base.replacen("speed_kp = ", "speed_kp = inf # was ", 1);
+        let err = Config::parse(&gain, path).expect_err("inf gain").to_string();
+        assert!(err.contains("controller.speed_kp") && err.contains("finite"), "{err}");
+        let nan = base.replacen("speed_kd = ", "speed_kd = nan # was ", 1);
+        let err = Config::parse(&nan, path).expect_err("nan gain").to_string();
+        assert!(err.contains("controller.speed_kd"), "{err}");
+        let probability = base.replacen("lead_probability = 0.5", "lead_probability = 2.0", 1);
+        let err = Config::parse(&probability, path).expect_err("probability").to_string();
+        assert!(err.contains("controller.lead_probability"), "{err}");
     }
 
     #[test]

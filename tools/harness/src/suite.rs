@@ -233,7 +233,30 @@ pub fn parse_seeds(text: &str) -> Result<Range<u64>> {
             "seeds {text:?} is empty (the end is excluded): write a range like \"0..100\""
         )));
     }
+    if range.end - range.start > MAX_SEEDS {
+        return Err(HarnessError::invalid(format!(
+            "seeds {text:?} is {} seeds; at most {MAX_SEEDS} per entry (split it, or shard the eval)",
+            range.end - range.start
+        )));
+    }
     Ok(range)
+}
+
+/// Most seeds one range may name: a million runs of one family.
+pub const MAX_SEEDS: u64 = 1_000_000;
+
+/// Longest run or simulated drive, s: an hour.
+pub const MAX_DURATION_S: f64 = 3600.0;
+
+/// A duration key's value checked: positive, finite, at most [`MAX_DURATION_S`].
+fn check_duration(field: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 && value <= MAX_DURATION_S {
+        Ok(value)
+    } else {
+        Err(HarnessError::invalid(format!(
+            "{field} = {value}: must be a positive number of seconds, at most {MAX_DURATION_S}"
+        )))
+    }
 }
 
 fn families(given: Families, field: &str) -> Result<Vec<String>> {
@@ -314,10 +337,8 @@ impl Suite {
         let mut closed_loop = Vec::new();
         for (i, entry) in file.closed_loop.into_iter().enumerate() {
             let field = format!("closed_loop[{i}]");
-            if entry.duration_s.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
-                return Err(HarnessError::invalid(format!(
-                    "{field}.duration_s must be a positive number of seconds"
-                )));
+            if let Some(d) = entry.duration_s {
+                check_duration(&format!("{field}.duration_s"), d)?;
             }
             closed_loop.push(ClosedLoop {
                 families: families(entry.families, &format!("{field}.families"))?,
@@ -332,9 +353,7 @@ impl Suite {
             open_loop.push(match (entry.drives, entry.simulate) {
                 (Some(drives), None) => OpenLoop::Drives(drives.into_iter().map(|d| base.join(d)).collect()),
                 (None, Some(sim)) => {
-                    if !(sim.duration_s.is_finite() && sim.duration_s > 0.0) {
-                        return Err(HarnessError::invalid(format!("{field}.simulate.duration_s must be a positive number of seconds")));
-                    }
+                    check_duration(&format!("{field}.simulate.duration_s"), sim.duration_s)?;
                     OpenLoop::Simulate {
                         families: families(sim.families, &format!("{field}.simulate.families"))?,
                         seeds: eval_seeds(&sim.seeds).with_context(|| format!("{field}.simulate.seeds"))?,
@@ -345,6 +364,11 @@ impl Suite {
                     "{field}: give either `drives = [...]` or `simulate = {{ families, seeds, duration_s }}`"
                 ))),
             });
+        }
+        if closed_loop.is_empty() && open_loop.is_empty() {
+            return Err(HarnessError::invalid(
+                "the suite has no runs: add a [[closed_loop]] or an [[open_loop]] entry (see suites/small.toml)",
+            ));
         }
         Ok(Self {
             name: file.name,
@@ -485,5 +509,21 @@ mod tests {
         assert!(err("name = \"x\"\n[thresholds]\nplan_miss_m = -1\n").contains("thresholds.plan_miss_m"));
         assert!(err("name = \"x\"\n[[open_loop]]\n").contains("open_loop[0]: give either"));
         assert!(err("name = \"x\"\nseed = 3\n").contains("unknown field"));
+    }
+
+    #[test]
+    fn what_a_suite_may_ask_is_bounded() {
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        // A range that would allocate gigabytes, and one that is merely too large for eval.
+        let huge = err("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..4000000000\"\n");
+        assert!(huge.contains("closed_loop[0].seeds") && huge.contains("at most 1000000"), "{huge}");
+        let long = err("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 1e9\n");
+        assert!(long.contains("closed_loop[0].duration_s = 1000000000") && long.contains("at most 3600"), "{long}");
+        let open = err(
+            "name = \"x\"\n[[open_loop]]\nsimulate = { families = [\"straight\"], seeds = \"0..1\", duration_s = inf }\n",
+        );
+        assert!(open.contains("open_loop[0].simulate.duration_s"), "{open}");
+        assert!(err("name = \"x\"\n").contains("the suite has no runs"));
+        assert!(parse("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 3600\n").is_ok());
     }
 }
