@@ -270,8 +270,12 @@ impl ModelContract {
         if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) {
             return bad("input.width/height", format!("{w}x{h} must each lie in 16..=4096"));
         }
-        if s == 0 || w % s != 0 || h % s != 0 {
-            return bad("label_stride", format!("{s} must divide the input size {w}x{h}"));
+        // The backbone halves the image four times.
+        if w % 16 != 0 || h % 16 != 0 {
+            return bad("input.width/height", format!("{w}x{h} must each be a multiple of 16"));
+        }
+        if !matches!(s, 1 | 2 | 4 | 8 | 16) {
+            return bad("label_stride", format!("{s} must be 1, 2, 4, 8 or 16 (the network's depth head: 4)"));
         }
         if !(1..=8).contains(&self.input.frames) {
             return bad("input.frames", format!("{} must lie in 1..=8", self.input.frames));
@@ -282,19 +286,33 @@ impl ModelContract {
                 format!("{} must lie in (0, 1] s", self.input.frame_spacing_secs),
             );
         }
-        if self.input.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
-            return bad("input.std", format!("{:?} must all be positive", self.input.std));
+        if self.input.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad("input.std", format!("{:?} must all be finite and positive", self.input.std));
+        }
+        if self.input.mean.iter().any(|m| !m.is_finite()) {
+            return bad("input.mean", format!("{:?} must all be finite", self.input.mean));
         }
         let c = &self.camera;
-        if !(c.fx > 0.0 && c.fy > 0.0 && c.cx.is_finite() && c.cy.is_finite()) {
+        if !(c.fx.is_finite() && c.fy.is_finite() && c.fx > 0.0 && c.fy > 0.0 && c.cx.is_finite() && c.cy.is_finite())
+        {
             return bad(
                 "camera.fx/fy/cx/cy",
-                "focal lengths must be positive, the principal point finite".into(),
+                "focal lengths must be finite and positive, the principal point finite".into(),
             );
         }
+        if [c.pitch_down_deg, c.roll_deg, c.yaw_left_deg].iter().any(|a| !(a.is_finite() && a.abs() <= 90.0)) {
+            return bad("camera.pitch_down_deg/roll_deg/yaw_left_deg", "must be finite, within 90 degrees".into());
+        }
         let times = &self.plan_times_secs;
-        if times.is_empty() || times[0] <= 0.0 || times.windows(2).any(|w| w[1] <= w[0]) {
-            return bad("plan_times_secs", format!("{times:?} must be positive and strictly increasing"));
+        if times.is_empty()
+            || times.len() > 64
+            || times.iter().any(|t| !(t.is_finite() && *t > 0.0 && *t <= 60.0))
+            || times.windows(2).any(|w| w[1] <= w[0])
+        {
+            return bad(
+                "plan_times_secs",
+                format!("{times:?} must be 1 to 64 finite times in (0, 60] s, strictly increasing"),
+            );
         }
         Ok(())
     }
@@ -519,6 +537,21 @@ mod tests {
         std::fs::write(&path, "label_stride = 3\n").unwrap();
         let err = ModelContract::load(&path).unwrap_err().to_string();
         assert!(err.contains("c.toml") && err.contains("label_stride"), "{err}");
+        // Every class of value no network or runtime could use, each named.
+        for (text, field) in [
+            ("[input]\nframes = 0\n", "input.frames"),
+            ("[input]\nframes = 9\n", "input.frames"),
+            ("label_stride = 0\n", "label_stride"),
+            ("[input]\nstd = [0.2, inf, 0.2]\n", "input.std"),
+            ("[input]\nwidth = 100\n", "input.width"),
+            ("plan_times_secs = [1.0, inf]\n", "plan_times_secs"),
+            ("plan_times_secs = [2.0, 1.0]\n", "plan_times_secs"),
+            ("version = 99\n", "version"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = ModelContract::load(&path).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
         std::fs::write(&path, "plan_times = [1.0]\n").unwrap();
         let err = ModelContract::load(&path).unwrap_err().to_string();
         assert!(err.contains("plan_times"), "unknown fields are refused: {err}");

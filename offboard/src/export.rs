@@ -347,13 +347,62 @@ pub fn read_card(path: &Path) -> Result<ModelCard> {
             format!("has no metadata_props[\"{ONNX_METADATA_KEY}\"]; export it with `nines export`"),
         )
     })?;
-    serde_json::from_str(&entry.value)
-        .map_err(|e| OffboardError::run(path, format!("{ONNX_METADATA_KEY}: {e}")))
+    let card: ModelCard = serde_json::from_str(&entry.value)
+        .map_err(|e| OffboardError::run(path, format!("{ONNX_METADATA_KEY}: {e}")))?;
+    card.contract.validate(path)?;
+    Ok(card)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy of `model` whose card's contract `edit` changed, as a
+    /// hand-edited or corrupted file would carry it.
+    fn edited(model: &Path, out: &Path, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let mut proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+        let entry = proto.metadata_props.iter_mut().find(|p| p.key == ONNX_METADATA_KEY).unwrap();
+        let mut card: serde_json::Value = serde_json::from_str(&entry.value).unwrap();
+        edit(&mut card["contract"]);
+        entry.value = card.to_string();
+        let bytes = proto.write_to_bytes().unwrap();
+        std::fs::write(out, &bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn an_edited_contract_is_refused_wherever_the_model_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.onnx");
+        export_untrained("tiny", &ModelContract::default(), 1, &good).unwrap();
+        let load = |bytes: &[u8], path: &Path| {
+            Inference::from_bytes(bytes, path, &RuntimeModelConfig::default(), Path::new("")).map(|_| ())
+        };
+        // Values no runtime can use: refused by the one validation, naming the field.
+        for (field, value, name) in [
+            ("input.frames", serde_json::json!(0), "frames"),
+            ("label_stride", serde_json::json!(0), "label_stride"),
+            ("label_stride", serde_json::json!(3), "label_stride"),
+            ("input.std", serde_json::json!([0.2, 0.0, 0.2]), "std"),
+        ] {
+            let path = dir.path().join(format!("{name}.onnx"));
+            let bytes = edited(&good, &path, |c| match field.split_once('.') {
+                Some((a, b)) => c[a][b] = value.clone(),
+                None => c[field] = value.clone(),
+            });
+            let err = read_card(&path).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains(&*path.to_string_lossy()), "{field}: {err}");
+            let err = load(&bytes, &path).unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        // A valid contract that is not the graph's: 3 frames on a graph that takes 2.
+        let path = dir.path().join("frames3.onnx");
+        let bytes = edited(&good, &path, |c| c["input"]["frames"] = serde_json::json!(3));
+        assert!(read_card(&path).is_ok(), "the card alone is a valid contract");
+        let err = load(&bytes, &path).unwrap_err().to_string();
+        assert!(err.contains("tensor `image`") && err.contains("re-export"), "{err}");
+        assert!(load(&std::fs::read(&good).unwrap(), &good).is_ok());
+    }
 
     #[test]
     fn compare_finds_the_worst_element_relative_to_max_of_value_and_one() {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY, OUTPUTS};
+use nines_datasets::contract::{ModelCard, ONNX_METADATA_KEY, OUTPUTS, TensorSpec};
 use ort::ep::ExecutionProviderDispatch;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionOutputs};
 use ort::value::Tensor;
@@ -111,6 +111,7 @@ impl Inference {
                 });
             }
         }
+        check_shapes(&session, path, &inputs, &outputs)?;
         let shape = |i: usize| inputs[i].shape.clone();
         let image = zeros(shape(0), path)?;
         let speed = zeros(shape(1), path)?;
@@ -201,12 +202,41 @@ fn read_card(session: &Session, path: &Path) -> Result<ModelCard> {
     };
     let metadata = session.metadata().map_err(|_| missing())?;
     let text = metadata.custom(ONNX_METADATA_KEY).ok_or_else(missing)?;
-    serde_json::from_str(&text).map_err(|e| OnboardError::Model {
+    let card: ModelCard = serde_json::from_str(&text).map_err(|e| OnboardError::Model {
         path: path.to_path_buf(),
         detail: format!(
             "`{ONNX_METADATA_KEY}` metadata is not a model card ({e}); re-export the model with this nines"
         ),
-    })
+    })?;
+    card.contract.validate(path).map_err(|e| OnboardError::Model {
+        path: path.to_path_buf(),
+        detail: format!("its contract (`{ONNX_METADATA_KEY}` metadata) is refused: {e}; re-export the model"),
+    })?;
+    Ok(card)
+}
+
+/// The contract's tensor shapes against the graph's own: a card that
+/// says 2 frames on a graph that takes 3 is refused, never scored.
+fn check_shapes(session: &Session, path: &Path, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> Result<()> {
+    let graph = session.inputs().iter().zip(inputs).chain(session.outputs().iter().zip(outputs));
+    for (got, spec) in graph {
+        let Some(shape) = got.dtype().tensor_shape() else { continue };
+        let fits = shape.len() == spec.shape.len()
+            && shape.iter().zip(&spec.shape).all(|(g, s)| *g < 0 || usize::try_from(*g).ok() == Some(*s));
+        if !fits {
+            return Err(OnboardError::Model {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "tensor `{}` is {:?} in the graph but {:?} by its contract (`{ONNX_METADATA_KEY}` \
+                     metadata): the metadata was edited or belongs to another model; re-export it with `nines export`",
+                    spec.name,
+                    &**shape,
+                    spec.shape
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn dispatch(provider: &Provider, base_dir: &Path) -> ExecutionProviderDispatch {

@@ -204,12 +204,14 @@ impl LabelIndex {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&path).map_err(OffboardError::io(&path, "reading the index"))?;
-        serde_json::from_str(&text).map(Some).map_err(|e| {
+        let index: Self = serde_json::from_str(&text).map_err(|e| {
             OffboardError::labels(
                 &path,
                 format!("not a nines label index ({e}); move it away or choose another --out"),
             )
-        })
+        })?;
+        index.contract.validate(&path)?;
+        Ok(Some(index))
     }
 
     /// Opens the index in `dir` for adding labels made under `contract` in

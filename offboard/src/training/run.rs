@@ -120,10 +120,13 @@ pub struct RunFolder {
 impl RunFolder {
     /// Reads the run in `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
+        let contract_path = dir.join("contract.json");
+        let contract: ModelContract = read_json(&contract_path)?;
+        contract.validate(&contract_path)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config: TrainConfig::load(&dir.join(CONFIG_FILE))?,
-            contract: read_json(&dir.join("contract.json"))?,
+            contract,
             model: read_json(&dir.join("model.json"))?,
             split: read_json(&dir.join("split.json"))?,
             source: read_json(&dir.join(SOURCE_FILE))?,

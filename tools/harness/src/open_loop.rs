@@ -173,9 +173,23 @@ pub fn windows(drive: &Path, checks: &[FrameCheck], thresholds: &Thresholds, mod
             }
             lead_missing = lead_miss;
         }
+        let predicted = frames.iter().filter(|c| c.predicted.is_some()).count();
+        if predicted == 0 {
+            // A window the model said nothing about is never a pass.
+            events.insert(0, RunEvent {
+                time_s: frames[0].time_s,
+                category: "system_fault".into(),
+                detail: format!("the model produced no output for the window's {} frames", frames.len()),
+                value: 0.0,
+            });
+        }
         let last = frames.last().map_or(start, |c| c.time_s);
         let hours = (last - frames[0].time_s + 0.1).max(0.0) / 3600.0;
         let failed = !events.is_empty();
+        let mut metrics = vec![("frames".into(), frames.len() as f64), ("predicted_frames".into(), predicted as f64)];
+        if compared > 0 {
+            metrics.push(("plan_error_mean_m".into(), error_sum / f64::from(compared)));
+        }
         runs.push(RunRecord {
             key: format!("open/{stem}/{w}"),
             kind: "open".into(),
@@ -190,17 +204,40 @@ pub fn windows(drive: &Path, checks: &[FrameCheck], thresholds: &Thresholds, mod
             kept_drive: failed.then(|| drive.display().to_string()),
             replay: failed.then(|| super::eval::replay_command(drive, Some(model))),
             events,
-            metrics: vec![
-                ("frames".into(), frames.len() as f64),
-                (
-                    "plan_error_mean_m".into(),
-                    if compared > 0 { error_sum / f64::from(compared) } else { 0.0 },
-                ),
-            ],
+            metrics,
             seen_in_training: false,
         });
     }
+    if runs.is_empty() {
+        runs.push(unchecked(drive, &stem, model));
+    }
     runs
+}
+
+/// The one failed run of a drive none of whose frames could be checked.
+fn unchecked(drive: &Path, stem: &str, model: &Path) -> RunRecord {
+    RunRecord {
+        key: format!("open/{stem}/0"),
+        kind: "open".into(),
+        family: format!("open:{stem}"),
+        seed: None,
+        drive: Some(drive.display().to_string()),
+        must_pass: false,
+        outcome: Outcome::Fail,
+        category: Some("system_fault".into()),
+        km: 0.0,
+        hours: 0.0,
+        kept_drive: Some(drive.display().to_string()),
+        replay: Some(super::eval::replay_command(drive, Some(model))),
+        events: vec![RunEvent {
+            time_s: 0.0,
+            category: "system_fault".into(),
+            detail: "no frame of the drive could be checked (no camera frame with labels and a model output)".into(),
+            value: 0.0,
+        }],
+        metrics: vec![("frames".into(), 0.0)],
+        seen_in_training: false,
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +282,22 @@ mod tests {
         assert!(replay.starts_with(&expected) || replay.contains('\''), "{replay}");
         assert_eq!(runs[2].outcome, Outcome::Pass);
         assert!((runs[0].km - 0.099).abs() < 1e-3, "{}", runs[0].km);
+    }
+
+    #[test]
+    fn a_window_or_a_drive_without_model_output_is_never_a_pass() {
+        let thresholds = Thresholds { window_s: 10.0, ..Thresholds::default() };
+        let mut checks: Vec<FrameCheck> =
+            (0..200).map(|i| check(f64::from(i) * 0.1, [20.0, 0.0], [20.0, 0.0], None, 0.0)).collect();
+        for c in &mut checks[100..] {
+            c.predicted = None;
+        }
+        let runs = windows(Path::new("d.mcap"), &checks, &thresholds, Path::new("m.onnx"));
+        assert_eq!(runs[0].outcome, Outcome::Pass);
+        assert_eq!((runs[1].outcome, runs[1].category.as_deref()), (Outcome::Fail, Some("system_fault")));
+        assert!(runs[1].metrics.iter().all(|(name, v)| name != "plan_error_mean_m" && v.is_finite()));
+        let none = windows(Path::new("d.mcap"), &[], &thresholds, Path::new("m.onnx"));
+        assert_eq!((none.len(), none[0].outcome), (1, Outcome::Fail));
     }
 
     #[test]
