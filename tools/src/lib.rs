@@ -64,6 +64,9 @@ pub enum Command {
     Report(commands::eval::ReportArgs),
     /// Fail (non-zero exit) when a candidate release is significantly worse than its baseline.
     Gate(commands::eval::GateArgs),
+    /// Ledger housekeeping: `nines ledger rm --release NAME` removes a release and its runs.
+    #[command(subcommand)]
+    Ledger(commands::eval::LedgerCommand),
     /// Write a test fleet's CA, node certificates (mutual TLS on zenoh) and
     /// the access-control policy that lets only the runtime publish commands.
     Certs(commands::certs::CertsArgs),
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Report(args) => commands::eval::run_report(&args),
         Command::Gate(args) => commands::eval::run_gate(&args),
+        Command::Ledger(cmd) => commands::eval::run_ledger(&cmd),
         Command::Demo(mut args) => {
             args.out = std::path::absolute(&args.out)?;
             commands::demo::run(&args)

@@ -294,10 +294,16 @@ fn run_jobs(
                 Ok(runs) => {
                     for mut run in runs {
                         run.seen_in_training = model.saw(&run);
+                        // A run that cannot be recorded is reported; the release goes on,
+                        // and the same command later runs it again.
+                        if let Err(err) = ledger.record_run(summary.release.id, &run) {
+                            progress.note(&format!("error: recording {}: {err}", run.key));
+                            errors.push(format!("{}: not recorded: {err}", run.key));
+                            continue;
+                        }
                         summary.closed.0 += usize::from(run.kind == "closed");
                         summary.failures += usize::from(run.outcome == Outcome::Fail);
                         summary.recorded += 1;
-                        ledger.record_run(summary.release.id, &run)?;
                     }
                     progress.status(&format!("{} failures", summary.failures));
                 }

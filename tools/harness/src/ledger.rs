@@ -199,7 +199,74 @@ pub struct Ledger {
     path: PathBuf,
 }
 
+impl RunRecord {
+    /// The run with only finite numbers, as SQLite stores them (a NaN
+    /// would become NULL and fail the insert), and what was changed: a
+    /// non-finite km, hours or event value becomes 0 and a non-finite
+    /// metric is left out. A run that held any is never a pass: it fails
+    /// as a `system_fault` naming the values.
+    #[must_use]
+    pub fn finite(&self) -> (Self, Vec<String>) {
+        let mut run = self.clone();
+        let mut notes = Vec::new();
+        for (name, value) in [("km", &mut run.km), ("hours", &mut run.hours)] {
+            if !value.is_finite() {
+                notes.push(format!("{name} = {value}, recorded as 0"));
+                *value = 0.0;
+            }
+        }
+        for event in &mut run.events {
+            if !event.value.is_finite() {
+                notes.push(format!("event {} value = {}, recorded as 0", event.category, event.value));
+                event.value = 0.0;
+            }
+            if !event.time_s.is_finite() {
+                notes.push(format!("event {} time = {}, recorded as 0", event.category, event.time_s));
+                event.time_s = 0.0;
+            }
+        }
+        run.metrics.retain(|(name, value)| {
+            let keep = value.is_finite();
+            if !keep {
+                notes.push(format!("metric {name} = {value}, left out"));
+            }
+            keep
+        });
+        if !notes.is_empty() && run.outcome == Outcome::Pass {
+            run.outcome = Outcome::Fail;
+            run.category = Some("system_fault".into());
+            run.events.insert(0, RunEvent {
+                time_s: 0.0,
+                category: "system_fault".into(),
+                detail: format!("non-finite values: {}", notes.join("; ")),
+                value: 0.0,
+            });
+        }
+        (run, notes)
+    }
+}
+
 impl Ledger {
+    /// Removes a release and every run, event and metric of it, in one
+    /// transaction; returns how many runs went. Its kept drives stay on
+    /// disk. Errors if there is no such release.
+    pub fn remove_release(&mut self, name: &str) -> Result<usize> {
+        let Some(release) = self.release(name)? else {
+            return Err(HarnessError::Ledger {
+                path: self.path.clone(),
+                detail: format!("no release {name:?} to remove (`nines report --ledger {}` lists them)", self.path.display()),
+            });
+        };
+        let tx = self.conn.transaction()?;
+        let runs = "SELECT id FROM runs WHERE release_id = ?1";
+        tx.execute(&format!("DELETE FROM metrics WHERE run_id IN ({runs})"), [release.id])?;
+        tx.execute(&format!("DELETE FROM events WHERE run_id IN ({runs})"), [release.id])?;
+        let removed = tx.execute("DELETE FROM runs WHERE release_id = ?1", [release.id])?;
+        tx.execute("DELETE FROM releases WHERE id = ?1", [release.id])?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// Opens (or creates) a ledger.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -342,6 +409,11 @@ impl Ledger {
 
     /// Records one run with its events and metrics, in one transaction.
     pub fn record_run(&mut self, release_id: i64, run: &RunRecord) -> Result<()> {
+        let (finite, notes) = run.finite();
+        for note in &notes {
+            tracing::warn!("{}: {note}", run.key);
+        }
+        let run = &finite;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO runs (release_id, key, kind, family, seed, drive, must_pass, outcome, category, km, hours, kept_drive, replay, seen_in_training)
@@ -540,6 +612,33 @@ mod tests {
         drop(ledger);
         let reopened = Ledger::open_existing(&path).unwrap();
         assert_eq!(reopened.releases().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn non_finite_numbers_never_reach_the_ledger_and_a_release_can_be_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("nines.db")).unwrap();
+        let r = ledger.add_release(&release("nan", "aaa")).unwrap();
+        let mut bad = run("closed/straight/4", Outcome::Pass);
+        bad.events.clear();
+        bad.km = f64::NAN;
+        bad.metrics.push(("plan_error_mean_m".into(), f64::INFINITY));
+        ledger.record_run(r.id, &bad).unwrap();
+        ledger.record_run(r.id, &run("closed/straight/5", Outcome::Pass)).unwrap();
+        let runs = ledger.runs(r.id).unwrap();
+        let stored = &runs[0];
+        assert_eq!((stored.km, stored.outcome), (0.0, Outcome::Fail));
+        assert_eq!(stored.category.as_deref(), Some("system_fault"));
+        assert!(stored.events[0].detail.contains("km = NaN") && stored.events[0].detail.contains("plan_error_mean_m"));
+        assert!(stored.metrics.iter().all(|(_, v)| v.is_finite()));
+        assert_eq!(runs[1].outcome, Outcome::Pass, "the rest of the release is recorded");
+        // Removed whole: runs, events, metrics; then the name is free again.
+        assert_eq!(ledger.remove_release("nan").unwrap(), 2);
+        assert!(ledger.release("nan").unwrap().is_none());
+        let left: i64 = ledger.conn.query_row("SELECT count(*) FROM events", [], |row| row.get(0)).unwrap();
+        assert_eq!(left, 0);
+        assert!(ledger.remove_release("nan").unwrap_err().to_string().contains("no release"));
+        assert!(ledger.add_release(&release("nan", "bbb")).is_ok());
     }
 
     #[test]

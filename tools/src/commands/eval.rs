@@ -252,3 +252,31 @@ pub fn run_gate(args: &GateArgs) -> anyhow::Result<()> {
         bail!("gate: FAIL: {}", verdict.reasons.join("; "))
     }
 }
+
+/// `nines ledger`: housekeeping of a ledger file.
+#[derive(Debug, clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Remove a release with all its runs, events and metrics (one
+    /// transaction; its kept drives stay on disk). The release name is then
+    /// free for a new `nines eval --release NAME`.
+    Rm {
+        /// The release to remove.
+        #[arg(long)]
+        release: String,
+        /// The ledger.
+        #[arg(long, default_value = LEDGER)]
+        ledger: PathBuf,
+    },
+}
+
+/// Runs `nines ledger`.
+pub fn run_ledger(command: &LedgerCommand) -> anyhow::Result<()> {
+    match command {
+        LedgerCommand::Rm { release, ledger } => {
+            let mut open = Ledger::open_existing(ledger)?;
+            let runs = open.remove_release(release)?;
+            println!("removed release {release} ({runs} runs) from {}", ledger.display());
+            Ok(())
+        }
+    }
+}
