@@ -290,6 +290,46 @@ impl Ledger {
         Self::open(path)
     }
 
+    /// Opens an existing ledger read-only, as reports and gates do: they
+    /// never write to it, upgrade it or recreate what is missing. A ledger
+    /// missing a table, or of an older schema, is refused with the fix.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Self::open_existing(path);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening the ledger {} read-only", path.display()))?;
+        let ledger = Self { conn, path: path.to_path_buf() };
+        let bad = |detail: String| HarnessError::Ledger { path: path.to_path_buf(), detail };
+        let damaged = || format!("{}: not a SQLite ledger (or it is damaged)", path.display());
+        let version: i64 =
+            ledger.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).with_context(damaged)?;
+        if (1..SCHEMA_VERSION).contains(&version) {
+            return Err(bad(format!(
+                "schema version {version}; any `nines eval --ledger {}` upgrades it in place (nothing is lost)",
+                path.display()
+            )));
+        }
+        if version != SCHEMA_VERSION {
+            return Err(bad(format!("not a nines ledger of schema version {SCHEMA_VERSION} (user_version {version})")));
+        }
+        for table in ["releases", "runs", "events", "metrics"] {
+            let found: i64 = ledger
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+                    r.get(0)
+                })
+                .with_context(damaged)?;
+            if found == 0 {
+                return Err(bad(format!(
+                    "the table `{table}` is missing: the ledger is damaged; restore it from a copy"
+                )));
+            }
+        }
+        Ok(ledger)
+    }
+
     fn init(&self) -> Result<()> {
         let damaged = || format!("{}: not a SQLite ledger (or it is damaged)", self.path.display());
         let version: i64 =
@@ -491,7 +531,13 @@ impl Ledger {
             self.conn.prepare("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")?;
         let mut runs = Vec::with_capacity(rows.len());
         for (id, mut run, outcome) in rows {
-            run.outcome = Outcome::parse(&outcome)?;
+            run.outcome = Outcome::parse(&outcome).map_err(|_| HarnessError::Ledger {
+                path: self.path.clone(),
+                detail: format!(
+                    "table runs, row {id} ({}): unknown outcome {outcome:?} (pass, fail or skipped)",
+                    run.key
+                ),
+            })?;
             run.events = events
                 .query_map([id], |r| {
                     Ok(RunEvent {
@@ -639,6 +685,28 @@ mod tests {
         assert_eq!(left, 0);
         assert!(ledger.remove_release("nan").unwrap_err().to_string().contains("no release"));
         assert!(ledger.add_release(&release("nan", "bbb")).is_ok());
+    }
+
+    #[test]
+    fn reports_read_a_ledger_without_writing_it_and_errors_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nines.db");
+        let mut ledger = Ledger::open(&path).unwrap();
+        let r = ledger.add_release(&release("v1", "aaa")).unwrap();
+        ledger.record_run(r.id, &run("closed/straight/3", Outcome::Pass)).unwrap();
+        ledger.conn.execute("UPDATE runs SET outcome = 'banana'", []).unwrap();
+        drop(ledger);
+        let before = std::fs::read(&path).unwrap();
+        let read = Ledger::open_read_only(&path).unwrap();
+        let err = read.runs(r.id).unwrap_err().to_string();
+        assert!(err.contains("nines.db") && err.contains("runs, row") && err.contains("banana"), "{err}");
+        drop(read);
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was written");
+        // A dropped table is reported, never recreated.
+        Ledger::open(&path).unwrap().conn.execute_batch("DROP TABLE metrics;").unwrap();
+        let err = Ledger::open_read_only(&path).err().unwrap().to_string();
+        assert!(err.contains("nines.db") && err.contains("`metrics` is missing"), "{err}");
+        assert!(Ledger::open_read_only(&dir.path().join("none.db")).is_err());
     }
 
     #[test]

@@ -188,8 +188,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// Runs `nines report`.
 pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
-    let ledger = Ledger::open_existing(&args.ledger)?;
-    let mut reports = report::build(&ledger)?;
+    let ledger = Ledger::open_read_only(&args.ledger)?;
+    let mut reports =
+        report::build(&ledger).with_context(|| format!("reading the ledger {}", args.ledger.display()))?;
     if let Some(baseline) = &args.baseline
         && !report::judge(&mut reports, Some(baseline))
     {
@@ -223,12 +224,14 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
 
 /// Runs `nines gate`: an error (non-zero exit) when the candidate fails.
 pub fn run_gate(args: &GateArgs) -> anyhow::Result<()> {
-    let ledger = Ledger::open_existing(&args.ledger)?;
+    let ledger = Ledger::open_read_only(&args.ledger)?;
     let find = |name: &str| -> anyhow::Result<report::ReleaseReport> {
+        let reading = || format!("reading the ledger {}", args.ledger.display());
         let release = ledger
-            .release(name)?
+            .release(name)
+            .with_context(reading)?
             .with_context(|| format!("no release {name:?} in {}", args.ledger.display()))?;
-        Ok(report::ReleaseReport::of(&release, &ledger.runs(release.id)?))
+        Ok(report::ReleaseReport::of(&release, &ledger.runs(release.id).with_context(reading)?))
     };
     let (baseline, candidate) = (find(&args.baseline)?, find(&args.candidate)?);
     let verdict = report::gate(&baseline, &candidate, ALPHA);
