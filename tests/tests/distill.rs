@@ -297,6 +297,35 @@ fn bad_drives_are_named_and_the_rest_of_the_batch_finishes() {
     ];
     let err = nines_tools::run(nines_tools::Cli::parse_from(other)).unwrap_err().to_string();
     assert!(err.contains("index.json") && err.contains("label_stride: 4 vs 8"), "{err}");
+
+    // An index edited to point outside its folder, to list a drive twice, or
+    // to give a shard another drive's digest is refused, naming what is wrong.
+    let text = std::fs::read_to_string(out.join("index.json")).unwrap();
+    let shard_name = index.shards[0].shard.clone();
+    let edit = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(out.join(&shard_name), folder.join(&shard_name)).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edit(&mut json);
+        std::fs::write(folder.join("index.json"), json.to_string()).unwrap();
+        folder
+    };
+    let outside = edit("outside", &|j| j["shards"][0]["shard"] = "/etc/hostname".into());
+    let err = LabelIndex::load(&outside).unwrap_err().to_string();
+    assert!(err.contains("shards[0].shard") && err.contains("/etc/hostname"), "{err}");
+    let twice = edit("twice", &|j| {
+        let entry = j["shards"][0].clone();
+        j["shards"].as_array_mut().unwrap().push(entry);
+    });
+    assert!(LabelIndex::load(&twice).unwrap_err().to_string().contains("listed twice"));
+    let swapped = edit("swapped", &|j| j["shards"][0]["drive_digest"] = "0000000000000000".into());
+    let loaded = LabelIndex::load(&swapped).unwrap().unwrap();
+    let err = DriveShard::open(&swapped.join(&shard_name), &loaded.shards[0], &loaded.contract_digest, layout)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("holds the labels of drive") && err.contains("0000000000000000"), "{err}");
 }
 
 #[test]

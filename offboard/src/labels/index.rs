@@ -211,7 +211,41 @@ impl LabelIndex {
             )
         })?;
         index.contract.validate(&path)?;
+        index.check_entries(&path)?;
         Ok(Some(index))
+    }
+
+    /// Every shard a plain file name inside the folder (an index never
+    /// sends a reader outside it), and no drive or shard listed twice.
+    fn check_entries(&self, path: &Path) -> Result<()> {
+        let mut digests = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, entry) in self.shards.iter().enumerate() {
+            let plain = matches!(
+                Path::new(&entry.shard).components().collect::<Vec<_>>().as_slice(),
+                [std::path::Component::Normal(_)]
+            );
+            if !plain {
+                return Err(OffboardError::labels(
+                    path,
+                    format!(
+                        "shards[{i}].shard = {:?} is not a file name in the label folder; the index is damaged or \
+                         was edited: distil the drives again into a new folder",
+                        entry.shard
+                    ),
+                ));
+            }
+            if !digests.insert(entry.drive_digest.as_str()) || !names.insert(entry.shard.as_str()) {
+                return Err(OffboardError::labels(
+                    path,
+                    format!(
+                        "shards[{i}] ({}, drive {}) is listed twice; the index is damaged or was edited",
+                        entry.shard, entry.drive_digest
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Opens the index in `dir` for adding labels made under `contract` in

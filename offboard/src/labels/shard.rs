@@ -181,6 +181,15 @@ impl DriveShard {
                 meta_digest.as_deref().unwrap_or("(none)")
             )));
         }
+        let drive_digest = meta.metadata().as_ref().and_then(|m| m.get(DRIVE_DIGEST_KEY).cloned());
+        if drive_digest.as_deref() != Some(entry.drive_digest.as_str()) {
+            return Err(bad(format!(
+                "holds the labels of drive {}, but the index lists it for {} ({}); distil that drive again",
+                drive_digest.as_deref().unwrap_or("(none)"),
+                entry.drive.display(),
+                entry.drive_digest
+            )));
+        }
         let data_start = 8 + header;
         let frames = meta.info("stamp").map_or(0, |i| i.shape.first().copied().unwrap_or(0));
         let mut spans = Vec::with_capacity(8);
