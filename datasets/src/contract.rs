@@ -275,7 +275,10 @@ impl ModelContract {
             return bad("input.width/height", format!("{w}x{h} must each be a multiple of 16"));
         }
         if !matches!(s, 1 | 2 | 4 | 8 | 16) {
-            return bad("label_stride", format!("{s} must be 1, 2, 4, 8 or 16 (the network's depth head: 4)"));
+            return bad(
+                "label_stride",
+                format!("{s} must be 1, 2, 4, 8 or 16 (the network's depth head: 4)"),
+            );
         }
         if !(1..=8).contains(&self.input.frames) {
             return bad("input.frames", format!("{} must lie in 1..=8", self.input.frames));
@@ -293,15 +296,24 @@ impl ModelContract {
             return bad("input.mean", format!("{:?} must all be finite", self.input.mean));
         }
         let c = &self.camera;
-        if !(c.fx.is_finite() && c.fy.is_finite() && c.fx > 0.0 && c.fy > 0.0 && c.cx.is_finite() && c.cy.is_finite())
+        if !(c.fx.is_finite()
+            && c.fy.is_finite()
+            && c.fx > 0.0
+            && c.fy > 0.0
+            && c.cx.is_finite()
+            && c.cy.is_finite())
         {
             return bad(
                 "camera.fx/fy/cx/cy",
                 "focal lengths must be finite and positive, the principal point finite".into(),
             );
         }
-        if [c.pitch_down_deg, c.roll_deg, c.yaw_left_deg].iter().any(|a| !(a.is_finite() && a.abs() <= 90.0)) {
-            return bad("camera.pitch_down_deg/roll_deg/yaw_left_deg", "must be finite, within 90 degrees".into());
+        if [c.pitch_down_deg, c.roll_deg, c.yaw_left_deg].iter().any(|a| !(a.is_finite() && a.abs() <= 90.0))
+        {
+            return bad(
+                "camera.pitch_down_deg/roll_deg/yaw_left_deg",
+                "must be finite, within 90 degrees".into(),
+            );
         }
         let times = &self.plan_times_secs;
         if times.is_empty()

@@ -264,3 +264,108 @@ fn a_missing_raw_folder_is_named_as_a_folder() {
     assert!(err.contains("2011_09_26_drive_0001_sync") && err.contains("no such folder"), "{err}");
     assert!(!err.contains("calib_cam_to_cam.txt"), "{err}");
 }
+
+/// How a test damages a copy of the KITTI frame.
+type Edit = Box<dyn Fn(&Path)>;
+
+/// A copy of the real KITTI frame in `root/name`, with `edit` applied.
+fn mutated(root: &Path, name: &str, edit: impl Fn(&Path)) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["calib.txt", "image_02.png", "label_2.txt", "velodyne.bin"] {
+        std::fs::copy(kitti_dir().join(file), dir.join(file)).unwrap();
+    }
+    edit(&dir);
+    dir
+}
+
+fn replace_calib_line(dir: &Path, key: &str, line: &str) {
+    let text = std::fs::read_to_string(dir.join("calib.txt")).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| if l.starts_with(&format!("{key}:")) { line.to_owned() } else { l.to_owned() })
+        .collect();
+    std::fs::write(dir.join("calib.txt"), text.join("\n")).unwrap();
+}
+
+#[test]
+fn sensor_data_that_cannot_be_right_is_refused_at_import_naming_file_line_and_field() {
+    let root = tempfile::tempdir().unwrap();
+    let import =
+        |dir: &Path| import_kitti_object(dir, &dir.join("out.mcap"), 1).map(|_| ()).unwrap_err().to_string();
+    let zero12 = "0 0 0 0 0 0 0 0 0 0 0 0";
+    let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
+        (
+            "tr-zero",
+            Box::new(move |d: &Path| {
+                replace_calib_line(d, "Tr_velo_to_cam", &format!("Tr_velo_to_cam: {zero12}"));
+            }),
+            vec!["calib.txt", "Tr_velo_to_cam", "not a rotation"],
+        ),
+        (
+            "tr-inf",
+            Box::new(|d: &Path| {
+                replace_calib_line(d, "Tr_velo_to_cam", "Tr_velo_to_cam: inf 0 0 0 0 1 0 0 0 0 1 0");
+            }),
+            vec!["Tr_velo_to_cam", "not finite"],
+        ),
+        (
+            "fx-huge",
+            Box::new(|d: &Path| replace_calib_line(d, "P2", "P2: 1e308 0 609 44 0 721 172 0.2 0 0 1 0.003")),
+            vec!["P2", "focal lengths"],
+        ),
+        (
+            "p2-word",
+            Box::new(|d: &Path| replace_calib_line(d, "P2", "P2: 721 zero 609 44 0 721 172 0.2 0 0 1 0.003")),
+            vec!["P2", "`zero` is not a number", "line 3"],
+        ),
+        (
+            "p2-twice",
+            Box::new(|d: &Path| {
+                let text = std::fs::read_to_string(d.join("calib.txt")).unwrap();
+                std::fs::write(d.join("calib.txt"), format!("{text}\nP2: 1 0 0 0 0 1 0 0 0 0 1 0\n"))
+                    .unwrap();
+            }),
+            vec!["P2", "given twice"],
+        ),
+        (
+            "nan-cloud",
+            Box::new(|d: &Path| {
+                let nan: Vec<u8> = (0..1000).flat_map(|_| f32::NAN.to_le_bytes()).collect();
+                std::fs::write(d.join("velodyne.bin"), nan).unwrap();
+            }),
+            vec!["velodyne.bin", "none with finite coordinates"],
+        ),
+        (
+            "empty-cloud",
+            Box::new(|d: &Path| std::fs::write(d.join("velodyne.bin"), b"").unwrap()),
+            vec!["velodyne.bin", "0 points"],
+        ),
+        (
+            "tiny-image",
+            Box::new(|d: &Path| {
+                image::RgbImage::new(1, 1).save(d.join("image_02.png")).unwrap();
+            }),
+            vec!["image_02.png", "1x1", "principal point"],
+        ),
+        (
+            "cut-png",
+            Box::new(|d: &Path| {
+                let bytes = std::fs::read(d.join("image_02.png")).unwrap();
+                std::fs::write(d.join("image_02.png"), &bytes[..bytes.len() / 2]).unwrap();
+            }),
+            vec!["image_02.png", "not a readable PNG"],
+        ),
+    ];
+    for (name, edit, needles) in cases {
+        let dir = mutated(root.path(), name, edit);
+        let err = import(&dir);
+        for needle in needles {
+            assert!(err.contains(needle), "{name}: `{needle}` not in: {err}");
+        }
+        assert!(!dir.join("out.mcap").exists(), "{name}: no drive is written");
+    }
+    // The untouched copy still imports.
+    let good = mutated(root.path(), "good", |_| {});
+    import_kitti_object(&good, &good.join("out.mcap"), 1).unwrap();
+}

@@ -229,9 +229,7 @@ fn check_shapes(session: &Session, path: &Path, inputs: &[TensorSpec], outputs: 
                 detail: format!(
                     "tensor `{}` is {:?} in the graph but {:?} by its contract (`{ONNX_METADATA_KEY}` \
                      metadata): the metadata was edited or belongs to another model; re-export it with `nines export`",
-                    spec.name,
-                    &**shape,
-                    spec.shape
+                    spec.name, &**shape, spec.shape
                 ),
             });
         }

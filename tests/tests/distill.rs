@@ -321,10 +321,11 @@ fn bad_drives_are_named_and_the_rest_of_the_batch_finishes() {
     assert!(LabelIndex::load(&twice).unwrap_err().to_string().contains("listed twice"));
     let swapped = edit("swapped", &|j| j["shards"][0]["drive_digest"] = "0000000000000000".into());
     let loaded = LabelIndex::load(&swapped).unwrap().unwrap();
-    let err = DriveShard::open(&swapped.join(&shard_name), &loaded.shards[0], &loaded.contract_digest, layout)
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        DriveShard::open(&swapped.join(&shard_name), &loaded.shards[0], &loaded.contract_digest, layout)
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("holds the labels of drive") && err.contains("0000000000000000"), "{err}");
 }
 

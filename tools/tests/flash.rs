@@ -80,7 +80,11 @@ fn a_bundle_lists_the_libraries_its_runtime_needs_and_refuses_those_the_robot_la
     let opencv: Vec<&String> =
         manifest.needed_libraries.iter().filter(|l| l.starts_with("libopencv_")).collect();
     assert!(!opencv.is_empty(), "{:?}", manifest.needed_libraries);
-    assert!(manifest.needed_libraries.iter().any(|l| l.starts_with("libc.so")), "{:?}", manifest.needed_libraries);
+    assert!(
+        manifest.needed_libraries.iter().any(|l| l.starts_with("libc.so")),
+        "{:?}",
+        manifest.needed_libraries
+    );
     assert!(manifest.features.iter().any(|f| f == "opencv"), "{:?}", manifest.features);
     // A robot without OpenCV: the bundle is refused, the library named.
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/vehicle-sim.toml");
@@ -91,10 +95,13 @@ fn a_bundle_lists_the_libraries_its_runtime_needs_and_refuses_those_the_robot_la
     std::fs::write(&lacking, text).unwrap();
     let out = fx.dir.join("no-opencv.nines");
     let binary = onboard_binary();
-    let err = support::bundle(&fx.dir.join("a.onnx"), &lacking, &fx.dir.join("fleet.key"), &out, &[
-        "--binary".as_ref(),
-        binary.as_os_str(),
-    ])
+    let err = support::bundle(
+        &fx.dir.join("a.onnx"),
+        &lacking,
+        &fx.dir.join("fleet.key"),
+        &out,
+        &["--binary".as_ref(), binary.as_os_str()],
+    )
     .unwrap_err()
     .to_string();
     assert!(err.contains(opencv[0].as_str()) && err.contains("system_libraries"), "{err}");

@@ -25,32 +25,127 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
 
 /// `KEY: v1 v2 ...` lines; lines whose values are not all numbers (such as
 /// `calib_time`) are skipped.
-pub(crate) fn parse_calib(path: &Path, text: &str) -> HashMap<String, Vec<f64>> {
-    text.lines()
-        .filter_map(|line| line.split_once(':'))
-        .filter_map(|(key, values)| {
-            let numbers: Option<Vec<f64>> = values.split_whitespace().map(|v| v.parse().ok()).collect();
-            numbers.map(|n| (key.trim().to_owned(), n))
-        })
-        .inspect(|(key, _)| tracing::trace!("{}: calib key {key}", path.display()))
-        .collect()
+pub(crate) fn parse_calib(path: &Path, text: &str) -> Calib {
+    let mut calib = Calib::default();
+    for (i, line) in text.lines().enumerate() {
+        let Some((key, values)) = line.split_once(':') else { continue };
+        let key = key.trim().to_owned();
+        let line_no = i + 1;
+        let parsed: std::result::Result<Vec<f64>, String> =
+            values.split_whitespace().map(|v| v.parse().map_err(|_| v.to_owned())).collect();
+        if let Some(&(first, _)) = calib.entries.get(&key) {
+            calib.duplicates.entry(key.clone()).or_insert((first, line_no));
+            continue;
+        }
+        tracing::trace!("{}: calib key {key}", path.display());
+        calib.entries.insert(key, (line_no, parsed));
+    }
+    calib
 }
 
-pub(crate) fn calib_values<'a>(
-    calib: &'a HashMap<String, Vec<f64>>,
-    path: &Path,
-    key: &str,
-    len: usize,
-) -> Result<&'a [f64]> {
-    match calib.get(key) {
-        Some(v) if v.len() == len => Ok(v),
-        Some(v) => Err(DatasetError::invalid(path, key, format!("has {} numbers, expected {len}", v.len()))),
+/// A KITTI calibration file's `key: numbers` lines, with where each is.
+#[derive(Debug, Default)]
+pub(crate) struct Calib {
+    /// Key -> (line, its numbers, or the first word that is not one).
+    entries: HashMap<String, (usize, std::result::Result<Vec<f64>, String>)>,
+    /// Keys given twice: (first line, second line).
+    duplicates: HashMap<String, (usize, usize)>,
+}
+
+/// The `len` numbers of `key`, each finite; errors name the file, the key
+/// and the line.
+pub(crate) fn calib_values<'a>(calib: &'a Calib, path: &Path, key: &str, len: usize) -> Result<&'a [f64]> {
+    if let Some((first, second)) = calib.duplicates.get(key) {
+        return Err(DatasetError::invalid(
+            path,
+            key,
+            format!("given twice (lines {first} and {second}); keep one"),
+        ));
+    }
+    match calib.entries.get(key) {
+        Some((line, Err(word))) => Err(DatasetError::invalid(
+            path,
+            key,
+            format!("line {line}: `{word}` is not a number; the line needs {len} numbers"),
+        )),
+        Some((line, Ok(v))) if v.len() != len => Err(DatasetError::invalid(
+            path,
+            key,
+            format!("line {line}: has {} numbers, expected {len}", v.len()),
+        )),
+        Some((line, Ok(v))) if v.iter().any(|x| !x.is_finite()) => Err(DatasetError::invalid(
+            path,
+            key,
+            format!("line {line}: holds a value that is not finite ({v:?})"),
+        )),
+        Some((_, Ok(v))) => Ok(v),
         None => Err(DatasetError::invalid(
             path,
             key,
             format!("missing; the file needs a `{key}:` line with {len} numbers"),
         )),
     }
+}
+
+/// Refuses a rotation that is not one (all zeros, a scale, a shear): KITTI
+/// rounds its rotations to 6 digits, so rows must be unit length and
+/// orthogonal within 1e-3.
+pub(crate) fn check_rotation(path: &Path, key: &str, rotation: &[f64]) -> Result<()> {
+    let m = Matrix3::from_row_slice(rotation);
+    let off = (m * m.transpose() - Matrix3::identity()).abs().max();
+    if off > 1e-3 || (m.determinant() - 1.0).abs() > 1e-2 {
+        return Err(DatasetError::invalid(
+            path,
+            key,
+            format!(
+                "its rotation part is not a rotation (R Rt differs from I by {off:.3}); check the calibration file"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an image whose size cannot be the calibrated camera's: the
+/// principal point must fall inside it (a 1x1 image against KITTI's
+/// 1242x375 calibration has cx = 609).
+pub(crate) fn check_image_size(
+    image: &Path,
+    width: u32,
+    height: u32,
+    calib: &Path,
+    key: &str,
+    k: &Matrix3<f64>,
+) -> Result<()> {
+    let (cx, cy) = (k[(0, 2)], k[(1, 2)]);
+    if !(cx > 0.0 && cx < f64::from(width) && cy > 0.0 && cy < f64::from(height)) {
+        return Err(DatasetError::invalid(
+            image,
+            "image size",
+            format!(
+                "{width}x{height}, but {} {key} puts the principal point at ({cx:.1}, {cy:.1}): the image is not \
+                 this camera's, or it was cut",
+                calib.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a camera matrix whose focal lengths or principal point no
+/// camera has: focal lengths in (1, 1e5) px, the principal point within
+/// 1e5 px.
+pub(crate) fn check_intrinsics(path: &Path, key: &str, fx: f64, fy: f64, cx: f64, cy: f64) -> Result<()> {
+    let focal = |f: f64| f > 1.0 && f < 1e5;
+    if !(focal(fx) && focal(fy) && cx.abs() < 1e5 && cy.abs() < 1e5) {
+        return Err(DatasetError::invalid(
+            path,
+            key,
+            format!(
+                "fx {fx}, fy {fy}, cx {cx}, cy {cy}: focal lengths must lie in (1, 100000) px, the principal point within 100000 px"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Rigid transform from a 3x3 rotation (row-major) and a translation; the
@@ -132,13 +227,22 @@ pub(crate) fn read_velodyne(path: &Path) -> Result<Vec<[f32; 4]>> {
             ),
         ));
     }
-    Ok(bytes
+    let points: Vec<[f32; 4]> = bytes
         .chunks_exact(16)
         .map(|p| {
             let f = |i: usize| f32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
             [f(0), f(4), f(8), f(12)]
         })
-        .collect())
+        .collect();
+    let finite = points.iter().filter(|p| p[..3].iter().all(|v| v.is_finite())).count();
+    if finite == 0 {
+        return Err(DatasetError::invalid(
+            path,
+            "velodyne points",
+            format!("{} points, none with finite coordinates: the scan is empty or damaged", points.len()),
+        ));
+    }
+    Ok(points)
 }
 
 /// Lidar points with the HDL-64E beam estimated from elevation (the scans do

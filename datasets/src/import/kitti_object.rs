@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::kitti::{
-    KITTI_CALIB_METADATA, LIDAR_HEIGHT_M, calib_values, camera_from_projection, hdl64_points,
-    label_to_object, parse_calib, parse_labels, read_text, read_velodyne, rectified_camera_info, rigid,
-    write_mounting,
+    KITTI_CALIB_METADATA, LIDAR_HEIGHT_M, calib_values, camera_from_projection, check_image_size,
+    check_intrinsics, check_rotation, hdl64_points, label_to_object, parse_calib, parse_labels, read_text,
+    read_velodyne, rectified_camera_info, rigid, write_mounting,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -34,10 +34,10 @@ pub fn import_kitti_object(dir: &Path, out: &Path, stamp_nanos: u64) -> Result<O
     let calib_path = dir.join("calib.txt");
     let label_path = dir.join("label_2.txt");
     let image_bytes = std::fs::read(&image_path).map_err(|e| DatasetError::io(&image_path, e))?;
-    let (width, height) =
-        image::ImageReader::with_format(std::io::Cursor::new(&image_bytes), image::ImageFormat::Png)
-            .into_dimensions()
-            .map_err(|e| DatasetError::invalid(&image_path, "image", format!("not a readable PNG: {e}")))?;
+    // Decoded whole, so a truncated file is refused here, not at distillation.
+    let (width, height) = image::load_from_memory_with_format(&image_bytes, image::ImageFormat::Png)
+        .map(|img| (img.width(), img.height()))
+        .map_err(|e| DatasetError::invalid(&image_path, "image", format!("not a readable PNG: {e}")))?;
     let calib_text = read_text(&calib_path)?;
     let calib = parse_calib(&calib_path, &calib_text);
     let p2 = calib_values(&calib, &calib_path, "P2", 12)?;
@@ -46,8 +46,16 @@ pub fn import_kitti_object(dir: &Path, out: &Path, stamp_nanos: u64) -> Result<O
     let labels =
         if label_path.exists() { parse_labels(&label_path, &read_text(&label_path)?)? } else { Vec::new() };
     let raw_points = read_velodyne(&dir.join("velodyne.bin"))?;
+    check_rotation(&calib_path, "R0_rect", r0)?;
+    check_rotation(
+        &calib_path,
+        "Tr_velo_to_cam",
+        &[tr[0], tr[1], tr[2], tr[4], tr[5], tr[6], tr[8], tr[9], tr[10]],
+    )?;
 
     let (k, cam_from_rect0) = camera_from_projection(p2);
+    check_intrinsics(&calib_path, "P2", k[(0, 0)], k[(1, 1)], k[(0, 2)], k[(1, 2)])?;
+    check_image_size(&image_path, width, height, &calib_path, "P2", &k)?;
     let rect0_from_cam0 = rigid(r0, &[0.0; 3]);
     let cam0_from_velo =
         rigid(&[tr[0], tr[1], tr[2], tr[4], tr[5], tr[6], tr[8], tr[9], tr[10]], &[tr[3], tr[7], tr[11]]);

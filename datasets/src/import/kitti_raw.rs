@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use nalgebra::{Translation3, UnitQuaternion};
 
 use super::kitti::{
-    KITTI_CALIB_METADATA, calib_values, camera_from_projection, hdl64_points, parse_calib, read_text,
-    read_velodyne, rectified_camera_info, rigid, write_mounting,
+    KITTI_CALIB_METADATA, calib_values, camera_from_projection, check_image_size, check_intrinsics,
+    check_rotation, hdl64_points, parse_calib, read_text, read_velodyne, rectified_camera_info, rigid,
+    write_mounting,
 };
 use crate::drive::DriveWriter;
 use crate::error::{DatasetError, Result};
@@ -117,19 +118,24 @@ impl OxtsState {
     }
 }
 
+/// Refuses a sequence path that is not a folder, naming it as such.
+fn check_sequence_folder(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let what = if dir.exists() { "not a folder" } else { "no such folder" };
+    Err(DatasetError::invalid(
+        dir,
+        "sequence folder",
+        format!(
+            "{what}; give a KITTI raw sequence folder (2011_09_26_drive_0001_sync, with image_02/, velodyne_points/, oxts/)"
+        ),
+    ))
+}
+
 /// Imports the sequence in `dir` into `out`.
 pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
-    if !dir.is_dir() {
-        return Err(DatasetError::invalid(
-            dir,
-            "sequence folder",
-            if dir.exists() {
-                "not a folder; give a KITTI raw sequence folder (2011_09_26_drive_0001_sync, with image_02/, velodyne_points/, oxts/)"
-            } else {
-                "no such folder; give a KITTI raw sequence folder (2011_09_26_drive_0001_sync, with image_02/, velodyne_points/, oxts/)"
-            },
-        ));
-    }
+    check_sequence_folder(dir)?;
     let cam_path = find_calib(dir, "calib_cam_to_cam.txt")?;
     let velo_path = find_calib(dir, "calib_velo_to_cam.txt")?;
     let imu_path = find_calib(dir, "calib_imu_to_velo.txt")?;
@@ -140,10 +146,23 @@ pub fn import_kitti_raw(dir: &Path, out: &Path) -> Result<RawImport> {
     let imu = parse_calib(&imu_path, &imu_text);
     let size = calib_values(&cam, &cam_path, "S_rect_02", 2)?;
     let (k, cam_from_rect0) = camera_from_projection(calib_values(&cam, &cam_path, "P_rect_02", 12)?);
-    let rect0_from_cam0 = rigid(calib_values(&cam, &cam_path, "R_rect_00", 9)?, &[0.0; 3]);
-    let cam0_from_velo =
-        rigid(calib_values(&velo, &velo_path, "R", 9)?, calib_values(&velo, &velo_path, "T", 3)?);
-    let velo_from_imu = rigid(calib_values(&imu, &imu_path, "R", 9)?, calib_values(&imu, &imu_path, "T", 3)?);
+    check_intrinsics(&cam_path, "P_rect_02", k[(0, 0)], k[(1, 1)], k[(0, 2)], k[(1, 2)])?;
+    if !(size[0] >= 16.0 && size[1] >= 16.0 && size[0] <= 16384.0 && size[1] <= 16384.0) {
+        return Err(DatasetError::invalid(
+            &cam_path,
+            "S_rect_02",
+            format!("{size:?}: an image size within 16..=16384"),
+        ));
+    }
+    check_image_size(&cam_path, size[0] as u32, size[1] as u32, &cam_path, "P_rect_02", &k)?;
+    let rotation = |calib, path, key| -> Result<&[f64]> {
+        let r = calib_values(calib, path, key, 9)?;
+        check_rotation(path, key, r)?;
+        Ok(r)
+    };
+    let rect0_from_cam0 = rigid(rotation(&cam, &cam_path, "R_rect_00")?, &[0.0; 3]);
+    let cam0_from_velo = rigid(rotation(&velo, &velo_path, "R")?, calib_values(&velo, &velo_path, "T", 3)?);
+    let velo_from_imu = rigid(rotation(&imu, &imu_path, "R")?, calib_values(&imu, &imu_path, "T", 3)?);
     // base_link is the IMU frame (x forward, y left, z up, as REP 103 wants).
     let base_from_lidar = velo_from_imu.inverse();
     let base_from_camera = base_from_lidar * (cam_from_rect0 * rect0_from_cam0 * cam0_from_velo).inverse();

@@ -133,9 +133,14 @@ impl TrainConfig {
         if !(self.loss.plan_lateral.is_finite() && self.loss.plan_lateral > 0.0) {
             return bad("loss.plan_lateral", "must be positive");
         }
-        for (key, weight) in [("loss.depth", self.loss.depth), ("loss.plan", self.loss.plan), ("loss.lead", self.loss.lead)] {
+        for (key, weight) in
+            [("loss.depth", self.loss.depth), ("loss.plan", self.loss.plan), ("loss.lead", self.loss.lead)]
+        {
             if !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
-                return bad(key, &format!("{weight}: must be a number in 0..=100 (0 turns the head's loss off)"));
+                return bad(
+                    key,
+                    &format!("{weight}: must be a number in 0..=100 (0 turns the head's loss off)"),
+                );
             }
         }
         if self.loss.depth + self.loss.plan + self.loss.lead <= 0.0 {
@@ -214,7 +219,9 @@ mod tests {
         let err = check("[loss]\ndepth = nan\n").unwrap_err();
         assert!(err.contains("train.toml") && err.contains("loss.depth"), "{err}");
         assert!(check("[loss]\nlead = inf\n").unwrap_err().contains("loss.lead"));
-        assert!(check("[loss]\ndepth = 0\nplan = 0\nlead = 0\n").unwrap_err().contains("nothing would be learnt"));
+        assert!(
+            check("[loss]\ndepth = 0\nplan = 0\nlead = 0\n").unwrap_err().contains("nothing would be learnt")
+        );
         assert!(check("grad_clip = nan\n").unwrap_err().contains("grad_clip"));
         assert!(check("weight_decay = -1\n").unwrap_err().contains("weight_decay"));
         assert!(check("learning_rate = nan\n").unwrap_err().contains("learning_rate"));

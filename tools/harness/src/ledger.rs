@@ -235,12 +235,15 @@ impl RunRecord {
         if !notes.is_empty() && run.outcome == Outcome::Pass {
             run.outcome = Outcome::Fail;
             run.category = Some("system_fault".into());
-            run.events.insert(0, RunEvent {
-                time_s: 0.0,
-                category: "system_fault".into(),
-                detail: format!("non-finite values: {}", notes.join("; ")),
-                value: 0.0,
-            });
+            run.events.insert(
+                0,
+                RunEvent {
+                    time_s: 0.0,
+                    category: "system_fault".into(),
+                    detail: format!("non-finite values: {}", notes.join("; ")),
+                    value: 0.0,
+                },
+            );
         }
         (run, notes)
     }
@@ -254,7 +257,10 @@ impl Ledger {
         let Some(release) = self.release(name)? else {
             return Err(HarnessError::Ledger {
                 path: self.path.clone(),
-                detail: format!("no release {name:?} to remove (`nines report --ledger {}` lists them)", self.path.display()),
+                detail: format!(
+                    "no release {name:?} to remove (`nines report --ledger {}` lists them)",
+                    self.path.display()
+                ),
             });
         };
         let tx = self.conn.transaction()?;
@@ -312,14 +318,18 @@ impl Ledger {
             )));
         }
         if version != SCHEMA_VERSION {
-            return Err(bad(format!("not a nines ledger of schema version {SCHEMA_VERSION} (user_version {version})")));
+            return Err(bad(format!(
+                "not a nines ledger of schema version {SCHEMA_VERSION} (user_version {version})"
+            )));
         }
         for table in ["releases", "runs", "events", "metrics"] {
             let found: i64 = ledger
                 .conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
                 .with_context(damaged)?;
             if found == 0 {
                 return Err(bad(format!(
@@ -675,7 +685,10 @@ mod tests {
         let stored = &runs[0];
         assert_eq!((stored.km, stored.outcome), (0.0, Outcome::Fail));
         assert_eq!(stored.category.as_deref(), Some("system_fault"));
-        assert!(stored.events[0].detail.contains("km = NaN") && stored.events[0].detail.contains("plan_error_mean_m"));
+        assert!(
+            stored.events[0].detail.contains("km = NaN")
+                && stored.events[0].detail.contains("plan_error_mean_m")
+        );
         assert!(stored.metrics.iter().all(|(_, v)| v.is_finite()));
         assert_eq!(runs[1].outcome, Outcome::Pass, "the rest of the release is recorded");
         // Removed whole: runs, events, metrics; then the name is free again.

@@ -176,17 +176,21 @@ pub fn windows(drive: &Path, checks: &[FrameCheck], thresholds: &Thresholds, mod
         let predicted = frames.iter().filter(|c| c.predicted.is_some()).count();
         if predicted == 0 {
             // A window the model said nothing about is never a pass.
-            events.insert(0, RunEvent {
-                time_s: frames[0].time_s,
-                category: "system_fault".into(),
-                detail: format!("the model produced no output for the window's {} frames", frames.len()),
-                value: 0.0,
-            });
+            events.insert(
+                0,
+                RunEvent {
+                    time_s: frames[0].time_s,
+                    category: "system_fault".into(),
+                    detail: format!("the model produced no output for the window's {} frames", frames.len()),
+                    value: 0.0,
+                },
+            );
         }
         let last = frames.last().map_or(start, |c| c.time_s);
         let hours = (last - frames[0].time_s + 0.1).max(0.0) / 3600.0;
         let failed = !events.is_empty();
-        let mut metrics = vec![("frames".into(), frames.len() as f64), ("predicted_frames".into(), predicted as f64)];
+        let mut metrics =
+            vec![("frames".into(), frames.len() as f64), ("predicted_frames".into(), predicted as f64)];
         if compared > 0 {
             metrics.push(("plan_error_mean_m".into(), error_sum / f64::from(compared)));
         }
@@ -232,7 +236,8 @@ fn unchecked(drive: &Path, stem: &str, model: &Path) -> RunRecord {
         events: vec![RunEvent {
             time_s: 0.0,
             category: "system_fault".into(),
-            detail: "no frame of the drive could be checked (no camera frame with labels and a model output)".into(),
+            detail: "no frame of the drive could be checked (no camera frame with labels and a model output)"
+                .into(),
             value: 0.0,
         }],
         metrics: vec![("frames".into(), 0.0)],
@@ -278,7 +283,8 @@ mod tests {
         assert_eq!(runs[1].category.as_deref(), Some("plan_miss"));
         let replay = runs[1].replay.as_deref().unwrap();
         let cwd = std::env::current_dir().unwrap();
-        let expected = format!("nines replay {}/d/drive.mcap --model {}/m.onnx", cwd.display(), cwd.display());
+        let expected =
+            format!("nines replay {}/d/drive.mcap --model {}/m.onnx", cwd.display(), cwd.display());
         assert!(replay.starts_with(&expected) || replay.contains('\''), "{replay}");
         assert_eq!(runs[2].outcome, Outcome::Pass);
         assert!((runs[0].km - 0.099).abs() < 1e-3, "{}", runs[0].km);

@@ -517,13 +517,20 @@ mod tests {
         // A range that would allocate gigabytes, and one that is merely too large for eval.
         let huge = err("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..4000000000\"\n");
         assert!(huge.contains("closed_loop[0].seeds") && huge.contains("at most 1000000"), "{huge}");
-        let long = err("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 1e9\n");
-        assert!(long.contains("closed_loop[0].duration_s = 1000000000") && long.contains("at most 3600"), "{long}");
+        let long =
+            err("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 1e9\n");
+        assert!(
+            long.contains("closed_loop[0].duration_s = 1000000000") && long.contains("at most 3600"),
+            "{long}"
+        );
         let open = err(
             "name = \"x\"\n[[open_loop]]\nsimulate = { families = [\"straight\"], seeds = \"0..1\", duration_s = inf }\n",
         );
         assert!(open.contains("open_loop[0].simulate.duration_s"), "{open}");
         assert!(err("name = \"x\"\n").contains("the suite has no runs"));
-        assert!(parse("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 3600\n").is_ok());
+        assert!(
+            parse("name = \"x\"\n[[closed_loop]]\nfamilies = \"all\"\nseeds = \"0..2\"\nduration_s = 3600\n")
+                .is_ok()
+        );
     }
 }

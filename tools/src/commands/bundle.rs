@@ -300,8 +300,15 @@ fn build_runtime(
 /// The libraries every glibc Linux system has: the C library and its
 /// loader, and the C and C++ runtimes.
 const BASE_LIBRARIES: &[&str] = &[
-    "libc.so.", "libm.so.", "libpthread.so.", "libdl.so.", "librt.so.", "libutil.so.", "libgcc_s.so.",
-    "libstdc++.so.", "ld-linux",
+    "libc.so.",
+    "libm.so.",
+    "libpthread.so.",
+    "libdl.so.",
+    "librt.so.",
+    "libutil.so.",
+    "libgcc_s.so.",
+    "libstdc++.so.",
+    "ld-linux",
 ];
 
 /// The shared libraries an ELF needs: its DT_NEEDED entries, in order.
@@ -346,7 +353,9 @@ fn check_libraries(
         return Ok(());
     };
     let has = |lib: &str| {
-        provided.iter().any(|p| lib == p || ((p.ends_with('_') || p.ends_with('.')) && lib.starts_with(p.as_str())))
+        provided
+            .iter()
+            .any(|p| lib == p || ((p.ends_with('_') || p.ends_with('.')) && lib.starts_with(p.as_str())))
     };
     let missing: Vec<&str> = extra.iter().map(|s| s.as_str()).filter(|l| !has(l)).collect();
     if !missing.is_empty() {

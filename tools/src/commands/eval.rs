@@ -194,7 +194,10 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
     if let Some(baseline) = &args.baseline
         && !report::judge(&mut reports, Some(baseline))
     {
-        bail!("no release {baseline:?} in {} to gate against (`nines report` lists them)", args.ledger.display());
+        bail!(
+            "no release {baseline:?} in {} to gate against (`nines report` lists them)",
+            args.ledger.display()
+        );
     }
     if !args.releases.is_empty() {
         for name in &args.releases {

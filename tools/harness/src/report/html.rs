@@ -142,7 +142,9 @@ fn panel_svg(title: &str, points: &[(usize, Figures)], releases: usize, top: f64
                 .map_err(chart_error)?;
         }
         let line: Vec<(f64, f64)> = points.iter().map(|(i, f)| (*i as f64, f.nines.min(top))).collect();
-        chart.draw_series(LineSeries::new(line.iter().copied(), BLUE.stroke_width(2))).map_err(chart_error)?;
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(chart_error)?;
         chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, BLUE.filled()))).map_err(chart_error)?;
         root.present().map_err(chart_error)?;
     }
@@ -163,9 +165,8 @@ pub fn chart_svg(reports: &[ReleaseReport]) -> Result<String> {
             })
             .collect()
     };
-    let top = axis_top(
-        cols.iter().flat_map(&ran).flat_map(|(_, f)| [Some(f.nines), observed_nines(&f)]).flatten(),
-    );
+    let top =
+        axis_top(cols.iter().flat_map(&ran).flat_map(|(_, f)| [Some(f.nines), observed_nines(&f)]).flatten());
     let mut out = String::from("<div class=\"panels\">");
     for c in &cols {
         let points = ran(c);
@@ -206,7 +207,9 @@ fn overview(out: &mut String, reports: &[ReleaseReport]) {
             Some(g) if g.passed => {
                 format!("<td class=\"pass\">PASS vs {} (p = {:.3})</td>", escape(&g.baseline), g.p_value)
             }
-            Some(g) => format!("<td class=\"fail\">FAIL vs {} (p = {:.3})</td>", escape(&g.baseline), g.p_value),
+            Some(g) => {
+                format!("<td class=\"fail\">FAIL vs {} (p = {:.3})</td>", escape(&g.baseline), g.p_value)
+            }
         };
         let m = r.must_pass;
         let must = if m.runs == 0 {
@@ -223,7 +226,8 @@ fn overview(out: &mut String, reports: &[ReleaseReport]) {
             escape(&r.release)
         );
         for c in &cols {
-            let attrs = format!("data-release=\"{}\" data-family=\"{}\"", escape(&r.release), escape(&c.name));
+            let attrs =
+                format!("data-release=\"{}\" data-family=\"{}\"", escape(&r.release), escape(&c.name));
             match c.of(r) {
                 Cell::NotRun => {
                     let _ = write!(out, "<td {attrs} class=\"na\">-</td>");
@@ -310,7 +314,8 @@ fn release_section(out: &mut String, r: &ReleaseReport) {
             );
             continue;
         }
-        let categories: Vec<String> = g.by_category.iter().map(|(c, n)| format!("{} {n}", escape(c))).collect();
+        let categories: Vec<String> =
+            g.by_category.iter().map(|(c, n)| format!("{} {n}", escape(c))).collect();
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.5}</td><td style=\"background:{}\">{:.2}</td>\

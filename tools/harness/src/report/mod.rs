@@ -331,8 +331,11 @@ impl ReleaseReport {
 
 /// Every release in the ledger, oldest first, each gated against the one before.
 pub fn build(ledger: &Ledger) -> Result<Vec<ReleaseReport>> {
-    let mut reports: Vec<ReleaseReport> =
-        ledger.releases()?.iter().map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?))).collect::<Result<_>>()?;
+    let mut reports: Vec<ReleaseReport> = ledger
+        .releases()?
+        .iter()
+        .map(|r| Ok(ReleaseReport::of(r, &ledger.runs(r.id)?)))
+        .collect::<Result<_>>()?;
     judge(&mut reports, None);
     Ok(reports)
 }
@@ -400,7 +403,12 @@ impl GateLine {
         if self.passed {
             format!("gate against {}: PASS (p = {:.4}, not significantly worse)", self.baseline, self.p_value)
         } else {
-            format!("gate against {}: FAIL (p = {:.4}): {}", self.baseline, self.p_value, self.reasons.join("; "))
+            format!(
+                "gate against {}: FAIL (p = {:.4}): {}",
+                self.baseline,
+                self.p_value,
+                self.reasons.join("; ")
+            )
         }
     }
 }
@@ -555,7 +563,8 @@ pub fn gate(baseline: &ReleaseReport, candidate: &ReleaseReport, alpha: f64) -> 
     // open-loop entries, so against it only closed-loop runs count.
     let (a, b) = if baseline.open_loop.runs == 0 || candidate.open_loop.runs == 0 {
         if baseline.open_loop.runs + candidate.open_loop.runs > 0 {
-            warnings.push("only closed-loop runs are compared: one release ran no open-loop entry".to_string());
+            warnings
+                .push("only closed-loop runs are compared: one release ran no open-loop entry".to_string());
         }
         (&baseline.closed_loop, &candidate.closed_loop)
     } else {
@@ -742,15 +751,20 @@ mod tests {
         let html = html(&reports).unwrap();
         let doc = body(&html);
         let columns = ["closed loop", "curves", "straight", "open:drive", "open loop"];
-        let cells: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("td") && n.has_attribute("data-family")).collect();
+        let cells: Vec<_> =
+            doc.descendants().filter(|n| n.has_tag_name("td") && n.has_attribute("data-family")).collect();
         assert_eq!(cells.len(), 2 * columns.len(), "one cell per release and column");
         for release in ["a", "b"] {
             for column in columns {
                 let cell = cells
                     .iter()
-                    .find(|c| c.attribute("data-release") == Some(release) && c.attribute("data-family") == Some(column))
+                    .find(|c| {
+                        c.attribute("data-release") == Some(release)
+                            && c.attribute("data-family") == Some(column)
+                    })
                     .unwrap_or_else(|| panic!("no cell for {release} x {column}"));
-                let text: String = cell.descendants().filter(roxmltree::Node::is_text).filter_map(|n| n.text()).collect();
+                let text: String =
+                    cell.descendants().filter(roxmltree::Node::is_text).filter_map(|n| n.text()).collect();
                 let skipped = release == "a" && column.starts_with("open");
                 assert_eq!(text == "skipped", skipped, "{release} x {column}: {text}");
             }
