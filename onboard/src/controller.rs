@@ -181,6 +181,7 @@ impl Controller {
         if let Some([distance, relative]) = plan.obstacle {
             follow(f64::from(distance), f64::from(relative));
         }
+        let accel = accel.max(-c.follow_decel_mps2);
         self.limit(steer_target, accel, v_target, dt)
     }
 
@@ -335,8 +336,11 @@ mod tests {
         let mut with_lead = plan;
         with_lead.lead = [0.9, 15.0, -5.0];
         let (a, b) = (settled(&plan, 15.0), settled(&with_lead, 15.0));
-        assert!((f64::from(a) + ControllerConfig::default().comfort_decel_mps2).abs() < 1e-6, "{a}");
-        assert!(b < -6.0, "a near lead closing fast brakes harder: {b}");
+        let config = ControllerConfig::default();
+        assert!((f64::from(a) + config.comfort_decel_mps2).abs() < 1e-6, "{a}");
+        // A near lead closing fast asks for more than 6 m/s^2; following brakes at most follow_decel_mps2.
+        assert!((f64::from(b) + config.follow_decel_mps2).abs() < 1e-6, "{b}");
+        assert!(config.follow_decel_mps2 > config.comfort_decel_mps2 && config.follow_decel_mps2 < 4.05);
     }
 
     #[test]
@@ -352,21 +356,25 @@ mod tests {
 
     #[test]
     fn a_depth_obstacle_is_followed_like_a_lead_even_when_the_lead_head_misses_it() {
+        let hard = ControllerConfig { follow_decel_mps2: 8.0, ..ControllerConfig::default() };
         let mut plain = Controller::new(ControllerConfig::default(), vehicle());
-        let mut blocked = Controller::new(ControllerConfig::default(), vehicle());
+        let mut blocked = Controller::new(hard, vehicle());
+        let mut capped = Controller::new(ControllerConfig::default(), vehicle());
         let plan = arc(f64::INFINITY, 10.0);
         let mut with_obstacle = plan;
         // The lead head says nothing; the depth shows something 12 m ahead, closing at 4 m/s.
         with_obstacle.lead = [0.1, 40.0, 0.0];
         with_obstacle.obstacle = Some([12.0, -4.0]);
-        let (mut a, mut b) = (0.0, 0.0);
+        let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
         for _ in 0..40 {
             a = plain.track(&plan, 0.0, 10.0, 0.05).acceleration;
             b = blocked.track(&with_obstacle, 0.0, 10.0, 0.05).acceleration;
+            c = capped.track(&with_obstacle, 0.0, 10.0, 0.05).acceleration;
         }
         assert!(a >= 0.0, "nothing ahead: {a}");
-        // 0.3 (12 - (4 + 1.5 * 10)) + 0.8 * -4 = -5.3, within the 8 m/s^2 limit.
+        // 0.3 (12 - (4 + 1.5 * 10)) + 0.8 * -4 = -5.3, within follow_decel_mps2 = 8.
         assert!((b + 5.3).abs() < 1e-3, "{b}");
+        assert!((c + 4.0).abs() < 1e-6, "the default follows at most 4 m/s^2: {c}");
     }
 
     #[test]

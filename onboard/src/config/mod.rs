@@ -193,10 +193,15 @@ pub struct ControllerConfig {
     #[serde(default)]
     pub speed_kd: f64,
     /// Hardest braking to track the plan's speed, m/s^2: a plan slower than
-    /// the car is reached at a comfortable rate. Following a lead or a
-    /// depth obstacle may brake up to the vehicle's `max_decel_mps2`.
+    /// the car is reached at a comfortable rate.
     #[serde(default = "default_comfort_decel")]
     pub comfort_decel_mps2: f64,
+    /// Hardest braking to follow a lead or a depth obstacle, m/s^2 (the
+    /// vehicle's `max_decel_mps2` bounds it too). Harder braking is a
+    /// failure of its own (`hard_braking`, past 4.05) and hits whoever
+    /// follows; the controlled stop brakes at `safety.stop_decel_mps2`.
+    #[serde(default = "default_follow_decel")]
+    pub follow_decel_mps2: f64,
     /// Lead presence probability above which the lead is followed.
     #[serde(default = "default_lead_threshold")]
     pub lead_probability: f64,
@@ -321,6 +326,9 @@ fn default_ki() -> f64 {
 fn default_comfort_decel() -> f64 {
     2.5
 }
+fn default_follow_decel() -> f64 {
+    4.0
+}
 fn default_obstacle_height() -> f64 {
     0.5
 }
@@ -383,6 +391,7 @@ impl Default for ControllerConfig {
             speed_ki: default_ki(),
             speed_kd: 0.0,
             comfort_decel_mps2: default_comfort_decel(),
+            follow_decel_mps2: default_follow_decel(),
             lead_probability: default_lead_threshold(),
             lead_gap_m: default_gap(),
             lead_headway_s: default_headway(),
@@ -483,6 +492,7 @@ impl Config {
             ("safety.max_plan_jump_m", self.safety.max_plan_jump_m),
             ("safety.stop_decel_mps2", self.safety.stop_decel_mps2),
             ("controller.comfort_decel_mps2", self.controller.comfort_decel_mps2),
+            ("controller.follow_decel_mps2", self.controller.follow_decel_mps2),
             ("controller.obstacle_height_m", self.controller.obstacle_height_m),
             ("controller.corridor_half_width_m", self.controller.corridor_half_width_m),
         ];
