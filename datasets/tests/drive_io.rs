@@ -237,6 +237,60 @@ fn skip_damaged_passes_over_a_bad_chunk_and_keeps_the_rest() {
     assert!(last >= chunks.last().unwrap().start_nanos, "chunks after the damage are read");
 }
 
+/// Messages a lenient reader yields from `path` (0 if it cannot open it).
+fn readable(path: &Path) -> u64 {
+    let Ok(reader) = DriveReader::open(path) else { return 0 };
+    let mut it = reader.messages(&ReadFilter::all()).unwrap().skip_damaged();
+    let mut n = 0;
+    while let Some(Ok(_)) = it.next_message() {
+        n += 1;
+    }
+    n
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A byte flipped anywhere in the data: recovery keeps at least what a
+    /// reader yields, says what it skipped, and counts every message it wrote.
+    #[test]
+    fn recover_never_keeps_less_than_the_reader_reads(at in 0.0f64..1.0, flip in 1u8..=255) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = drive_bytes();
+        let data_end = bytes.len() * 3 / 4; // the data section; the summary is at the end
+        let i = 8 + ((data_end - 8) as f64 * at) as usize;
+        bytes[i] ^= flip;
+        let damaged = dir.path().join("damaged.mcap");
+        std::fs::write(&damaged, &bytes).unwrap();
+        let out = dir.path().join("fixed.mcap");
+        if let Ok(report) = recover(&damaged, &out) {
+            prop_assert!(report.messages >= readable(&damaged), "kept {} of {} readable", report.messages, readable(&damaged));
+            prop_assert_eq!(readable(&out), report.messages);
+            prop_assert!(report.whole() || report.stop_reason.is_some());
+        }
+    }
+}
+
+#[test]
+fn recovery_continues_past_a_damaged_first_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drive.mcap");
+    let total = write_drive(&path, small_chunks());
+    let first = DriveReader::open(&path).unwrap().chunk_extents()[0];
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(first.offset + first.length / 2) as usize] ^= 0x5a;
+    let damaged = dir.path().join("damaged.mcap");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = dir.path().join("fixed.mcap");
+    let report = recover(&damaged, &out).unwrap();
+    let readable = readable(&damaged);
+    assert!(readable > total / 2, "{readable} of {total}");
+    assert_eq!(report.messages, readable, "{report:?}");
+    assert_eq!(report.skipped_chunks.len(), 1);
+    assert_eq!(report.skipped_chunks[0].0, first.offset);
+    assert!(!report.whole());
+}
+
 fn drive_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drive.mcap");

@@ -87,6 +87,33 @@ pub enum Command {
     Demo(commands::demo::DemoArgs),
 }
 
+/// An error that ends the command with a chosen exit status (`nines
+/// recover`: 3 when some data was lost, 4 when none was readable), after
+/// `message` (if any) on stderr.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit status.
+    pub code: u8,
+    /// What to say on stderr; empty when the command already said it.
+    pub message: String,
+}
+
+impl Exit {
+    /// An exit with `code` and `message`.
+    #[must_use]
+    pub fn new(code: u8, message: String) -> Self {
+        Self { code, message }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (exit status {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

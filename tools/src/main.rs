@@ -20,6 +20,12 @@ fn main() -> ExitCode {
     match nines_tools::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(exit) = err.downcast_ref::<nines_tools::Exit>() {
+                if !exit.message.is_empty() {
+                    eprintln!("error: {}", exit.message);
+                }
+                return ExitCode::from(exit.code);
+            }
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }

@@ -89,6 +89,15 @@ fn recover_repairs_a_cut_drive() {
     assert!(out.status.success(), "{}", text(&out));
     let out = nines(&["recover", cut.to_str().unwrap(), cut.to_str().unwrap()]);
     assert!(!out.status.success() && text(&out).contains("refusing to overwrite"), "{}", text(&out));
+    // A damaged chunk: the exit status says data was lost (3) or nothing was readable (4).
+    let chunk = nines_datasets::drive::DriveReader::open(&drive).unwrap().chunk_extents()[0];
+    let mut damaged = bytes.clone();
+    damaged[(chunk.offset + chunk.length / 2) as usize] ^= 0x5a;
+    let bad = dir.path().join("bad.mcap");
+    std::fs::write(&bad, &damaged).unwrap();
+    let out = nines(&["recover", bad.to_str().unwrap(), dir.path().join("bad-fixed.mcap").to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(3 | 4)), "{:?}: {}", out.status, text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
 
 #[test]

@@ -165,6 +165,33 @@ impl DriveReader {
         chunks
     }
 
+    /// Every channel as a writer declares it (topic, schema, encodings,
+    /// metadata), by topic: what recovery needs to copy messages over.
+    #[must_use]
+    pub fn channel_specs(&self) -> HashMap<String, super::ChannelSpec> {
+        self.summary
+            .channels
+            .values()
+            .map(|c| {
+                let (schema_name, schema_encoding, schema_data) = c.schema.as_ref().map_or_else(
+                    || (String::new(), String::new(), Vec::new()),
+                    |s| (s.name.clone(), s.encoding.clone(), s.data.to_vec()),
+                );
+                (
+                    c.topic.clone(),
+                    super::ChannelSpec {
+                        topic: c.topic.clone(),
+                        schema_name,
+                        schema_encoding,
+                        schema_data,
+                        message_encoding: c.message_encoding.clone(),
+                        metadata: c.metadata.clone().into_iter().collect(),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Names of the metadata records in the file.
     #[must_use]
     pub fn metadata_names(&self) -> Vec<String> {

@@ -7,6 +7,8 @@ use clap::Args;
 
 /// Arguments of `nines recover`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Exit status: 0 nothing was lost; 3 some of the input could not be read \
+(the rest is written, and what was skipped is listed); 4 nothing could be read.")]
 pub struct RecoverArgs {
     /// The cut or damaged drive (left untouched).
     pub input: PathBuf,
@@ -28,18 +30,29 @@ pub fn run(args: &RecoverArgs) -> anyhow::Result<()> {
         .with_context(|| format!("recovering {}", args.input.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
-        "kept {} messages on {} channels, {} metadata records",
-        report.messages, report.channels, report.metadata
-    );
-    match (report.stopped_at_offset, &report.stop_reason) {
-        (Some(offset), Some(reason)) => {
-            println!("input stopped being readable at byte offset {offset}: {reason}");
+    } else {
+        println!(
+            "kept {} messages on {} channels, {} metadata records",
+            report.messages, report.channels, report.metadata
+        );
+        for (offset, detail) in &report.skipped_chunks {
+            println!("skipped the damaged chunk at byte offset {offset}: {detail}");
         }
-        _ => println!("input was whole"),
+        match (report.stopped_at_offset, &report.stop_reason) {
+            (Some(offset), Some(reason)) if report.skipped_chunks.is_empty() => {
+                println!("input stopped being readable at byte offset {offset}: {reason}");
+            }
+            _ if report.whole() => println!("input was whole"),
+            _ => {}
+        }
+        println!("wrote {}", args.output.display());
     }
-    println!("wrote {}", args.output.display());
-    Ok(())
+    // 0: nothing lost; 3: some lost, the rest written; 4: nothing readable.
+    if report.whole() {
+        Ok(())
+    } else if report.messages == 0 {
+        Err(crate::Exit::new(4, format!("{}: no message could be read", args.input.display())).into())
+    } else {
+        Err(crate::Exit::new(3, String::new()).into())
+    }
 }
