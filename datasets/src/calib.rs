@@ -59,6 +59,9 @@ pub struct CameraModel {
     pub frame_id: String,
 }
 
+/// The largest image side a camera model accepts, pixels (a 16K sensor).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
 impl CameraModel {
     /// Model of a `CameraInfo`. `source` names the file or topic for errors.
     /// Refuses non-positive focal lengths, unknown distortion models and
@@ -73,6 +76,21 @@ impl CameraModel {
                 format!(
                     "focal lengths must be positive, found fx={fx} fy={fy}; k is row-major [fx 0 cx; 0 fy cy; 0 0 1]"
                 ),
+            ));
+        }
+        let (w, h) = (info.width, info.height);
+        if !(1..=MAX_IMAGE_SIDE).contains(&w) || !(1..=MAX_IMAGE_SIDE).contains(&h) {
+            return Err(DatasetError::invalid(
+                source,
+                "camera_info.width/height",
+                format!("{w}x{h}: each side must lie in 1..={MAX_IMAGE_SIDE} pixels"),
+            ));
+        }
+        if !(cx.is_finite() && cy.is_finite() && info.d.iter().all(|c| c.is_finite())) {
+            return Err(DatasetError::invalid(
+                source,
+                "camera_info.k/d",
+                format!("the principal point ({cx}, {cy}) and distortion {:?} must be finite", info.d),
             ));
         }
         let d = |i: usize| info.d.get(i).copied().unwrap_or(0.0);
@@ -260,5 +278,13 @@ mod tests {
         assert!(err.contains("drive.mcap") && err.contains("camera_info.k"), "{err}");
         let err = CameraModel::from_camera_info(&info("fov", vec![0.3]), "x").unwrap_err().to_string();
         assert!(err.contains("distortion_model") && err.contains("plumb_bob"), "{err}");
+        // A 2^30 x 2^30 camera would be distilled into gigabytes of labels: refused.
+        let mut huge = info("plumb_bob", vec![0.0; 5]);
+        (huge.width, huge.height) = (1 << 30, 1 << 30);
+        let err = CameraModel::from_camera_info(&huge, "drive.mcap").unwrap_err().to_string();
+        assert!(err.contains("camera_info.width/height") && err.contains("16384"), "{err}");
+        let mut nan = info("plumb_bob", vec![0.0; 5]);
+        nan.k[2] = f64::NAN;
+        assert!(CameraModel::from_camera_info(&nan, "x").is_err());
     }
 }

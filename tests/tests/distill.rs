@@ -399,3 +399,32 @@ fn a_disturbed_drive_masks_exactly_the_plan_points_whose_window_overlaps_a_distu
         "the drive says which scenario it is"
     );
 }
+
+#[test]
+fn a_drive_whose_lidar_never_lands_in_the_camera_is_refused_not_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let kitti = dir.path().join("kitti.mcap");
+    import_kitti_object(&kitti_dir(), &kitti, 1_000_000_000).unwrap();
+    let reader = DriveReader::open(&kitti).unwrap();
+    // The principal point moved far outside the image: every lidar point projects off it.
+    let off = dir.path().join("off.mcap");
+    let mut w = DriveWriter::create(&off).unwrap();
+    for topic in [topics::TF_STATIC, topics::TF] {
+        copy::<TfMessage>(&reader, &mut w, topic, |_| true);
+    }
+    for (t, mut info) in reader.read_topic::<CameraInfo>(topics::CAMERA_INFO).unwrap() {
+        info.k[2] += 50_000.0;
+        info.p[2] += 50_000.0;
+        w.write(topics::CAMERA_INFO, t, &info).unwrap();
+    }
+    copy::<CompressedImage>(&reader, &mut w, topics::CAMERA_COMPRESSED, |_| true);
+    copy::<PointCloud2>(&reader, &mut w, topics::LIDAR, |_| true);
+    w.finish().unwrap();
+    let out = dir.path().join("labels");
+    let args = ["nines", "distill", "--native", "--out", out.to_str().unwrap(), off.to_str().unwrap()];
+    let _ = nines_tools::run(nines_tools::Cli::parse_from(args));
+    let index = LabelIndex::load(&out).unwrap().unwrap();
+    assert!(index.shards.is_empty(), "no shard of empty depth");
+    let why = &index.failed[0].error;
+    assert!(why.contains("off.mcap") && why.contains("0% depth coverage"), "{why}");
+}

@@ -102,6 +102,17 @@ impl LabelFolder {
             Ok(labels) => labels,
             Err(e) => return failed(e.to_string()),
         };
+        let stats = LabelStats::of(&labels);
+        if labels.frames > 0 && stats.depth_coverage <= 0.0 {
+            // No lidar point landed in the camera: the calibration or the
+            // mounting is wrong, and a shard of empty depth would train nothing.
+            return failed(format!(
+                "{}: 0% depth coverage over {} frames: no lidar point falls in the camera; check the drive's \
+                 calibration (camera_info) and the lidar and camera mounting (/tf_static)",
+                drive.display(),
+                labels.frames
+            ));
+        }
         let shard = Self::shard_name(drive, &digest);
         if let Err(e) = write_shard(&self.dir.join(&shard), &labels, &self.options.contract.digest(), &digest)
         {
@@ -113,7 +124,7 @@ impl LabelFolder {
             shard,
             frames: labels.frames,
             skipped_frames: labels.skipped_frames,
-            stats: LabelStats::of(&labels),
+            stats,
             quality: labels.quality.quality(),
             quality_sums: labels.quality,
             scenario,
