@@ -109,6 +109,14 @@ impl StreamCollector {
             topics::TF => {
                 for t in view.decode::<TfMessage>()?.transforms {
                     let is_ego = t.header.frame_id == frames::MAP && t.child_frame_id == frames::BASE_LINK;
+                    let (v, q) = (&t.transform.translation, &t.transform.rotation);
+                    if is_ego && ![v.x, v.y, v.z, q.x, q.y, q.z, q.w].iter().all(|x| x.is_finite()) {
+                        return Err(non_finite(
+                            view,
+                            "map -> base_link transform",
+                            t.header.stamp.as_nanos(),
+                        ));
+                    }
                     if let (true, Some(iso)) = (is_ego, isometry_from_transform(&t.transform)) {
                         streams.poses.push((t.header.stamp.as_nanos(), iso));
                     }
@@ -117,6 +125,11 @@ impl StreamCollector {
             topics::ODOMETRY => {
                 let odom = view.decode::<Odometry>()?;
                 let stamp = odom.header.stamp.as_nanos();
+                let (p, q, v) =
+                    (&odom.pose.pose.position, &odom.pose.pose.orientation, &odom.twist.twist.linear);
+                if ![p.x, p.y, p.z, q.x, q.y, q.z, q.w, v.x].iter().all(|x| x.is_finite()) {
+                    return Err(non_finite(view, "pose or speed", stamp));
+                }
                 streams.speeds.push((stamp, odom.twist.twist.linear.x));
                 if let Some(iso) = isometry_from_pose(&odom.pose.pose) {
                     self.odometry_poses.push((stamp, iso));
@@ -309,6 +322,19 @@ pub fn synchronise(streams: &DriveStreams, options: &SyncOptions) -> (Vec<Synced
         report.frames_without_command += usize::from(f.command.is_none());
     }
     (frames, report)
+}
+
+/// The error for a message holding NaN or infinity: the drive, the topic, the field and the stamp.
+fn non_finite(view: &MessageView<'_>, what: &str, stamp_nanos: u64) -> crate::DatasetError {
+    crate::DatasetError::invalid(
+        view.source,
+        view.topic,
+        format!(
+            "the {what} at stamp {}.{:09} s is not finite (NaN or infinity); the recording is damaged at that message",
+            stamp_nanos / 1_000_000_000,
+            stamp_nanos % 1_000_000_000
+        ),
+    )
 }
 
 #[cfg(test)]

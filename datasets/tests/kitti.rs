@@ -369,3 +369,28 @@ fn sensor_data_that_cannot_be_right_is_refused_at_import_naming_file_line_and_fi
     let good = mutated(root.path(), "good", |_| {});
     import_kitti_object(&good, &good.join("out.mcap"), 1).unwrap();
 }
+
+#[test]
+fn non_finite_poses_are_refused_with_the_drive_topic_and_stamp() {
+    use nines_datasets::drive::DriveWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.mcap");
+    let mut writer = DriveWriter::create(&path).unwrap();
+    for i in 0..3u64 {
+        let stamp = 1_000_000_000 + i * 100_000_000;
+        let mut odom = Odometry::default();
+        odom.header.stamp = nines_datasets::msg::Time::from_nanos(stamp);
+        odom.pose.pose.orientation.w = 1.0;
+        if i == 2 {
+            odom.pose.pose.position.x = f64::NAN;
+        }
+        writer.write(topics::ODOMETRY, stamp, &odom).unwrap();
+    }
+    writer.finish().unwrap();
+    let reader = DriveReader::open(&path).unwrap();
+    let err = DriveStreams::load(&reader).err().unwrap().to_string();
+    assert!(
+        err.contains("nan.mcap") && err.contains(topics::ODOMETRY) && err.contains("1.200000000 s"),
+        "{err}"
+    );
+}
