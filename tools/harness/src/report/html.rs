@@ -252,22 +252,6 @@ fn overview(out: &mut String, reports: &[ReleaseReport]) {
     out.push_str("</table>");
 }
 
-fn figures_line(f: &Figures) -> String {
-    format!(
-        "{} runs, {} failures, rate {:.4}, 95% upper bound {:.5}, <b>{:.2} nines</b>; {:.1} km and {:.2} h driven: \
-         at most {} failures per km and {} per hour (95%)",
-        f.runs,
-        f.failures,
-        f.failure_rate,
-        f.upper_bound,
-        f.nines,
-        f.km,
-        f.hours,
-        rate(f.per_km_upper),
-        rate(f.per_hour_upper)
-    )
-}
-
 /// One release: verdict, figures, families, failures.
 fn release_section(out: &mut String, r: &ReleaseReport) {
     let _ = write!(out, "<section id=\"release-{}\"><h2>{}</h2>", escape(&r.release), escape(&r.release));
@@ -291,7 +275,7 @@ fn release_section(out: &mut String, r: &ReleaseReport) {
         r.model_digest.as_deref().map(|d| format!(", model <code>{}</code>", escape(d))).unwrap_or_default(),
         escape(&r.kinds_line())
     );
-    let _ = write!(out, "<p>all counted runs: {}</p>", figures_line(&r.figures));
+    let _ = write!(out, "<p>all counted runs: {}</p>", escape(&r.figures.line()));
     if let Some(timing) = &r.inference {
         let class = if timing.slow { " class=\"fail\"" } else { "" };
         let _ = write!(out, "<p{class}>{}</p>", escape(&timing.line()));
