@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # The main job: installs what cargo cannot (scripts/setup.sh), builds the
-# `nines` CLI and the `nines-onboard` runtime in release (one cargo
-# invocation, one target folder), puts both on PATH the way `cargo install`
-# does (in ~/.cargo/bin, or $NINES_BIN), and runs `nines demo`. Arguments go
-# to `nines demo` (see `nines demo --help`).
+# `nines` CLI in release, puts it on PATH the way `cargo install` does (in
+# ~/.cargo/bin, or $NINES_BIN) together with `nines-onboard`, a link to the
+# same binary that runs as the runtime's command when called by that name
+# (as rustup's proxies do: the runtime's code is built and linked once), and
+# runs `nines demo`. Arguments go to `nines demo` (see `nines demo --help`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nines/target}"
-cargo build --release --locked -p nines-tools --bin nines -p nines-onboard --bin nines-onboard
+cargo build --release --locked -p nines-tools --bin nines
 bin="${NINES_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin}"
 mkdir -p "$bin"
-# Copies, not links: a later build in the target folder never changes the
-# installed binaries under a running command.
-for name in nines nines-onboard; do
-    install -m 0755 "$CARGO_TARGET_DIR/release/$name" "$bin/$name.new"
-    mv -f "$bin/$name.new" "$bin/$name"
-done
+# A copy, not a link into the target folder: a later build never changes the
+# installed binary under a running command. Each name is replaced by rename.
+install -m 0755 "$CARGO_TARGET_DIR/release/nines" "$bin/nines.new"
+mv -f "$bin/nines.new" "$bin/nines"
+ln -f "$bin/nines" "$bin/nines-onboard.new"
+mv -f "$bin/nines-onboard.new" "$bin/nines-onboard"
 echo "installed nines and nines-onboard in $bin"
 case ":$PATH:" in
     *":$bin:"*) ;;

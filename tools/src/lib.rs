@@ -8,6 +8,9 @@ pub mod replay;
 use clap::{Parser, Subcommand};
 
 pub use commands::bench::BenchArgs;
+/// What `nines bundle` reads from a runtime binary: its architecture and
+/// glibc floor, and the shared libraries it needs.
+pub use commands::bundle::{check_elf, needed_libraries};
 
 /// Train with lidar, drive with cameras, count the nines.
 #[derive(Debug, Parser)]

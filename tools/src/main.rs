@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // One binary, two commands, as rustup's proxies are: installed under the
+    // name `nines-onboard` too (scripts/demo.sh links it), it is the
+    // runtime's command, so a workstation builds and links the runtime's
+    // code once (docs/PERFORMANCE.md, "Build time"). Robots get the
+    // `nines-onboard` binary itself, built by `nines bundle`.
+    if invoked_as_onboard(std::env::args_os().next()) {
+        return nines_onboard::cli::main();
+    }
     nines_onboard::exit_quietly_on_closed_pipe();
     let cli = nines_tools::Cli::parse();
     tracing_subscriber::fmt()
@@ -30,6 +38,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the program was started under a name that begins with
+/// `nines-onboard` (a link, a copy, `nines-onboard.new` while installing).
+fn invoked_as_onboard(argv0: Option<std::ffi::OsString>) -> bool {
+    argv0
+        .as_deref()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("nines-onboard"))
 }
 
 /// The error and its causes on one line. Library errors keep their cause

@@ -285,3 +285,32 @@ fn long_help_explains_each_job() {
         );
     }
 }
+
+/// Linked under the name `nines-onboard` (as scripts/demo.sh installs it),
+/// the `nines` binary is the runtime's command, with its subcommands and
+/// its own errors; under its own name it stays `nines`.
+#[test]
+fn the_nines_binary_is_the_runtime_when_named_nines_onboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let onboard = dir.path().join("nines-onboard");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_nines"), &onboard).unwrap();
+    let out = Command::new(&onboard).arg("--help").output().unwrap();
+    let help = text(&out);
+    assert!(out.status.success(), "{help}");
+    assert!(help.contains("Usage: nines-onboard"), "{help}");
+    for subcommand in ["install", "verify", "status", "self-test"] {
+        assert!(help.contains(subcommand), "missing {subcommand} in\n{help}");
+    }
+    let out = Command::new(&onboard)
+        .args(["verify", "/nonexistent.nines", "--pubkey", "/nonexistent.pub"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("/nonexistent.pub: cannot read the fleet public key"), "{}", text(&out));
+    let own = nines(&["--help"]);
+    assert!(
+        text(&own).contains("Usage: nines ") && !text(&own).contains("nines-onboard install"),
+        "{}",
+        text(&own)
+    );
+}

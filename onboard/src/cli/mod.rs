@@ -1,7 +1,8 @@
 //! The `nines-onboard` command line (feature `cli`): its arguments, and the
 //! two things it does: run the runtime ([`drive`]) or manage releases on
-//! the robot ([`release`]). The binary's `main` only parses, sets up
-//! logging and maps the result to an exit code.
+//! the robot ([`release`]). [`main`] parses, sets up logging and maps the
+//! result to an exit code; it is the `nines-onboard` binary's whole `main`,
+//! and the `nines` binary calls it when it is invoked as `nines-onboard`.
 
 mod drive;
 mod release;
@@ -139,6 +140,29 @@ pub(crate) struct Args {
     /// Print every command as a line of JSON on stdout.
     #[arg(long)]
     pub(crate) print: bool,
+}
+
+/// The `nines-onboard` command: arguments from the process, logs on stderr
+/// (INFO by default, `RUST_LOG` to change; colour only on a terminal).
+#[must_use]
+pub fn main() -> ExitCode {
+    crate::exit_quietly_on_closed_pipe();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs what the command line asks for; the exit code on success (release

@@ -32,6 +32,8 @@ pub const MANIFEST: &str = "manifest.json";
 const HEADER: usize = MAGIC.len() + 32;
 /// The signature, after the payload.
 const SIGNATURE: usize = 64;
+/// The most bytes of manifest read from a bundle not yet verified.
+const MAX_MANIFEST: u64 = 16 << 20;
 
 /// What a release is: written by `nines bundle`, signed with the bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,8 +205,15 @@ pub fn peek(path: &Path) -> Result<Manifest> {
     let mut entries = archive.entries().map_err(damaged)?;
     let mut first =
         entries.next().ok_or_else(|| OnboardError::release(path, "the bundle is empty"))?.map_err(damaged)?;
+    // Bounded: a manifest is a few kB, and this bundle is not verified yet.
     let mut json = Vec::new();
-    first.read_to_end(&mut json).map_err(damaged)?;
+    (&mut first).take(MAX_MANIFEST + 1).read_to_end(&mut json).map_err(damaged)?;
+    if json.len() as u64 > MAX_MANIFEST {
+        return Err(OnboardError::release(
+            path,
+            format!("{MANIFEST} is over {MAX_MANIFEST} bytes: the bundle is damaged"),
+        ));
+    }
     serde_json::from_slice(&json).map_err(|e| OnboardError::release(path, format!("{MANIFEST}: {e}")))
 }
 
@@ -330,7 +339,10 @@ fn check_manifest<'a>(
 }
 
 /// `path` as a relative path with only normal components.
-pub(crate) fn safe_relative(path: &str) -> std::result::Result<PathBuf, String> {
+///
+/// # Errors
+/// When it is empty, absolute, climbs with `..`, or is the manifest's own name.
+pub fn safe_relative(path: &str) -> std::result::Result<PathBuf, String> {
     let p = Path::new(path);
     if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) || path == MANIFEST {
         return Err(format!("unsafe or reserved path `{path}` in the manifest"));

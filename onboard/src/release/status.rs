@@ -17,6 +17,11 @@ pub fn intact(dir: &Path, manifest: &Manifest) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut problems = Vec::new();
     for entry in &manifest.files {
+        // An edited manifest must not send the check outside the release.
+        if bundle::safe_relative(&entry.path).is_err() {
+            problems.push(format!("{}: outside the release (an unsafe path in the manifest)", entry.path));
+            continue;
+        }
         let path = dir.join(&entry.path);
         match std::fs::read(&path) {
             Ok(bytes) if bundle::sha256_hex(&bytes) != entry.sha256 => {

@@ -244,8 +244,7 @@ fn cache_dir() -> PathBuf {
         .join("nines")
 }
 
-/// Builds `nines-onboard` for `target` with cargo, in the `dist` profile
-/// (release with thin LTO: what ships to a robot), and returns the binary.
+/// Builds `nines-onboard` for `target` with cargo, in release, and returns the binary.
 fn build_runtime(
     target: &str,
     features: &[String],
@@ -259,7 +258,7 @@ fn build_runtime(
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(&checkout)
-        .args(["build", "--profile", "dist", "--locked", "-p", "nines-onboard", "--target", target])
+        .args(["build", "--release", "--locked", "-p", "nines-onboard", "--target", target])
         .args(["--no-default-features", "--features", &features.join(",")])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
@@ -279,7 +278,7 @@ fn build_runtime(
     if let Some(sysroot) = opencv_sysroot {
         cargo.env("PKG_CONFIG_SYSROOT_DIR", sysroot).env("PKG_CONFIG_ALLOW_CROSS", "1");
     }
-    eprintln!("building nines-onboard for {target} (profile dist, features {}) ...", features.join(","));
+    eprintln!("building nines-onboard for {target} (release, features {}) ...", features.join(","));
     let mut child = cargo.spawn().context("running cargo")?;
     let mut executable = None;
     for line in std::io::BufReader::new(child.stdout.take().expect("piped")).lines() {
