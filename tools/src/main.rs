@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     // runtime's command, so a workstation builds and links the runtime's
     // code once (docs/PERFORMANCE.md, "Build time"). Robots get the
     // `nines-onboard` binary itself, built by `nines bundle`.
-    if invoked_as_onboard(std::env::args_os().next()) {
+    if invoked_as_onboard(std::env::args_os().next().as_deref()) {
         return nines_onboard::cli::main();
     }
     nines_onboard::exit_quietly_on_closed_pipe();
@@ -42,9 +42,8 @@ fn main() -> ExitCode {
 
 /// Whether the program was started under a name that begins with
 /// `nines-onboard` (a link, a copy, `nines-onboard.new` while installing).
-fn invoked_as_onboard(argv0: Option<std::ffi::OsString>) -> bool {
+fn invoked_as_onboard(argv0: Option<&std::ffi::OsStr>) -> bool {
     argv0
-        .as_deref()
         .and_then(|a| std::path::Path::new(a).file_name())
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("nines-onboard"))
