@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nines/target}"
+source scripts/target-dir.sh
 cargo build --release --locked -p nines-tools --bin nines
 bin="${NINES_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin}"
 mkdir -p "$bin"

@@ -6,12 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
-# A persistent target directory outside the clone keeps repeat runs fast.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nines/target}"
+source scripts/target-dir.sh
 export NINES_PYTHON="${NINES_PYTHON:-$root/.venv/bin/python}"
 # Tests write under TMPDIR: one folder per run, removed when the run ends
 # however it ends, so a run can never fill the disk for the next.
-mkdir -p "$CARGO_TARGET_DIR"
 export TMPDIR="$(mktemp -d "$CARGO_TARGET_DIR/test-tmp.XXXXXX")"
 trap 'rm -rf "$TMPDIR"' EXIT
 # Earlier versions of the train and onboard tests left their shared fixture

@@ -16,15 +16,7 @@ fn main() -> ExitCode {
     }
     nines_onboard::exit_quietly_on_closed_pipe();
     let cli = nines_tools::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs and pipes get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    nines_onboard::cli::init_logging("warn");
     match nines_tools::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -147,14 +147,7 @@ pub(crate) struct Args {
 #[must_use]
 pub fn main() -> ExitCode {
     crate::exit_quietly_on_closed_pipe();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging("info");
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,
@@ -163,6 +156,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs on stderr at `default_filter` (`RUST_LOG` overrides it), with
+/// colour codes only on a terminal: logs and pipes get plain text. The
+/// `nines` binary logs the same way.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// Runs what the command line asks for; the exit code on success (release
