@@ -60,3 +60,11 @@ pub fn shared_fixture_dir(target_tmp: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
+
+/// The proptest settings of the fuzz targets: 96 cases per target in the
+/// test command, `NINES_FUZZ_CASES` for longer runs; no regression files.
+#[must_use]
+pub fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("NINES_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}

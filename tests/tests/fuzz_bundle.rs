@@ -17,16 +17,11 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signer, SigningKey};
 use nines_onboard::release::bundle::{self, FileEntry, Manifest, ModelEntry, OnnxRuntime, ServiceEntry};
 use nines_onboard::release::status;
+use nines_tests::fuzz_config;
 use proptest::prelude::*;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("NINES_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
-
-const MAGIC_LEN: usize = b"nines-bundle 1\n".len();
 /// The magic line and the signer's key.
-const HEADER: usize = MAGIC_LEN + 32;
+const HEADER: usize = bundle::MAGIC.len() + 32;
 const SIGNATURE: usize = 64;
 
 fn key() -> SigningKey {
@@ -128,7 +123,7 @@ fn names(err: &impl std::fmt::Display, path: &Path) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_config())]
 
     /// Any byte changed or cut anywhere: `peek` reads a manifest or names
     /// the file, and `verify` refuses every changed bundle.

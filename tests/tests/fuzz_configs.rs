@@ -16,13 +16,8 @@ use nines_harness::suite::Suite;
 use nines_offboard::labels::LabelIndex;
 use nines_offboard::training::TrainConfig;
 use nines_onboard::config::Config;
-use nines_tests::workspace_root;
+use nines_tests::{fuzz_config, workspace_root};
 use proptest::prelude::*;
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("NINES_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
 
 /// Values that break careless parsers.
 const EXTREMES: &[&str] =
@@ -92,7 +87,7 @@ fn edits() -> impl Strategy<Value = Edits> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_config())]
 
     #[test]
     fn vehicle_configs_parse_or_are_refused((drops, values, flips) in edits()) {
