@@ -28,6 +28,30 @@ pub fn peer_python() -> PathBuf {
     python
 }
 
+/// The Python with PyTorch (the LibTorch tier, ignored in the test
+/// command): `$NINES_TORCH_PYTHON`, else the venv `scripts/device/build.sh`
+/// makes, `~/.cache/nines/torch-2.11.0`. Panics with the fix when missing.
+///
+/// # Panics
+/// When that Python is missing.
+#[must_use]
+pub fn torch_python() -> PathBuf {
+    let python = std::env::var_os("NINES_TORCH_PYTHON").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/nines/torch-2.11.0/bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} not found: run `bash scripts/device/build.sh` (it installs torch==2.11.0 in that venv), \
+         or set NINES_TORCH_PYTHON to a Python with torch",
+        python.display()
+    );
+    python
+}
+
 /// Runs a peer script from `scripts/peers` and returns its stdout, panicking
 /// with its stderr if it fails.
 ///

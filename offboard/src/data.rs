@@ -189,6 +189,12 @@ impl LabelSet {
         &self.index.contract
     }
 
+    /// The tensors' layout and the frames stacked per sample: the shape of a batch.
+    #[must_use]
+    pub fn shape(&self) -> (&ShardLayout, usize) {
+        (&self.layout, self.frames_per_sample)
+    }
+
     /// Every usable sample of the given drives, in drive and frame order.
     #[must_use]
     pub fn samples(&self, drives: &[usize]) -> Vec<SampleRef> {

@@ -273,8 +273,9 @@ impl Model {
         let (lo, hi) = (DEPTH_RANGE_M.0.ln(), DEPTH_RANGE_M.1.ln());
         let log_depth = sigmoid(self.depth_out.forward(up4)).mul_scalar(hi - lo).add_scalar(lo);
 
-        let [_, c, h, w] = self.squeeze.forward(s16.clone()).dims();
-        let flat = self.squeeze.forward(s16).reshape([batch, c * h * w]);
+        let squeezed = self.squeeze.forward(s16);
+        let [_, c, h, w] = squeezed.dims();
+        let flat = squeezed.reshape([batch, c * h * w]);
         let joined = Tensor::cat(vec![flat, speed.clone().mul_scalar(SPEED_SCALE)], 1);
         let hidden = relu(self.fc2.forward(relu(self.fc1.forward(joined))));
 

@@ -299,5 +299,75 @@ fn bad_configs_and_foreign_labels_are_refused_with_the_key_or_the_differences() 
     let error = train(&[labels().to_path_buf()], None, &gpu_run, TrainDevice::Gpu, Start::Fresh, &mut |_| {})
         .unwrap_err();
     assert!(error.to_string().contains("--features gpu"), "{error}");
+    assert!(error.to_string().contains("--features torch"), "{error}");
     assert!(!gpu_run.exists());
+    // So does each GPU backend named explicitly.
+    for (device, feature) in [
+        (TrainDevice::LibTorchCuda, "--features torch"),
+        (TrainDevice::LibTorchCpu, "--features torch"),
+        (TrainDevice::Vulkan, "--features gpu"),
+    ] {
+        let error = train(&[labels().to_path_buf()], None, &gpu_run, device, Start::Fresh, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(feature) && error.contains("docs/TRAINING.md"), "{device:?}: {error}");
+        assert!(!gpu_run.exists());
+    }
+}
+
+/// A run moves between backends: checkpoints are burn records, not a
+/// backend's tensors. Trained one epoch on flex, resumed on LibTorch, then
+/// on flex again, and exported (the parity check against ONNX Runtime).
+/// LibTorch runs on this machine's CPU here; on a GPU machine the same
+/// binary trains on CUDA (scripts/device/round.sh).
+#[test]
+#[ignore = "needs the LibTorch build: bash scripts/device/build.sh; cargo test -p nines-tests --test train -- --ignored"]
+fn a_run_resumes_across_backends_and_exports() {
+    let nines = std::env::var_os("NINES_DEVICE_BIN")
+        .map_or_else(|| nines_tests::workspace_root().join("build/device/nines"), PathBuf::from);
+    assert!(nines.exists(), "{} not found: run `bash scripts/device/build.sh`", nines.display());
+    let lib = std::process::Command::new(nines_tests::torch_python())
+        .args(["-c", "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
+        .output()
+        .unwrap();
+    let lib = String::from_utf8(lib.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_nines = |args: &[&str]| {
+        let output =
+            std::process::Command::new(&nines).args(args).env("LD_LIBRARY_PATH", &lib).output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "nines {args:?}:\n{text}");
+        text
+    };
+    let labels = labels().to_str().unwrap();
+    for (epochs, backend, says) in
+        [(1, "flex", "burn flex, CPU"), (2, "libtorch", "burn LibTorch, CPU"), (3, "flex", "burn flex, CPU")]
+    {
+        let config = dir.path().join(format!("train-{epochs}.toml"));
+        let text = format!("preset = \"tiny\"\nepochs = {epochs}\nbatch_size = 8\nsteps_per_epoch = 6\n");
+        std::fs::write(&config, text).unwrap();
+        let mut args = vec![
+            "train",
+            "--labels",
+            labels,
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        args.extend(["--device", "cpu", "--backend", backend]);
+        if epochs > 1 {
+            args.push("--resume");
+        }
+        let said = run_nines(&args);
+        assert!(said.contains(&format!("training on {says}")), "{said}");
+        assert!(said.contains(&format!("epoch {epochs}:")), "{said}");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let model = dir.path().join("model.onnx");
+    run_nines(&["export", run.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    assert!(model.metadata().unwrap().len() > 10_000);
 }

@@ -2,7 +2,10 @@
 //! lives in `commands/` and is a thin layer over the library crates; this
 //! crate may depend on every other nines crate, none may depend on it.
 
+use std::fmt::Write as _;
+
 mod commands;
+#[cfg(feature = "viewer")]
 pub mod replay;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +41,7 @@ pub enum Command {
     /// Rewrite a drive cut mid-write (or damaged), keeping every complete message.
     Recover(commands::recover::RecoverArgs),
     /// Look at a drive in the rerun viewer (or save it as .rrd, or serve the web viewer).
+    #[cfg(feature = "viewer")]
     Replay(commands::replay::ReplayArgs),
     /// Distil drives into labels (depth, lead, path) for the camera-only network.
     #[command(long_about = commands::distill::LONG_ABOUT)]
@@ -75,6 +79,7 @@ pub enum Command {
     Certs(commands::certs::CertsArgs),
     /// The robot's zenoh network as ROS 2 sees it, with no ROS install:
     /// `list` the nodes and topics, `echo` a topic's messages.
+    #[cfg(feature = "network")]
     #[command(subcommand)]
     Net(commands::net::NetCommand),
     /// Write a fleet signing key pair: PREFIX.key (secret) and PREFIX.pub.
@@ -117,12 +122,47 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// The cargo features this `nines` was built with, and the commands a
+/// slim build leaves out (`nines --version` shows both).
+#[must_use]
+pub fn build_features() -> String {
+    let features: Vec<&str> = [
+        ("cuda", cfg!(feature = "cuda")),
+        ("opencv", cfg!(feature = "opencv")),
+        ("viewer", cfg!(feature = "viewer")),
+        ("network", cfg!(feature = "network")),
+        ("gpu", cfg!(feature = "gpu")),
+        ("torch", cfg!(feature = "torch")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let mut left_out = Vec::new();
+    if !cfg!(feature = "viewer") {
+        left_out.push("replay, bench replay (feature `viewer`)");
+    }
+    if !cfg!(feature = "network") {
+        left_out.push("net, sim serve, bench zenoh, zenoh sources (feature `network`)");
+    }
+    let mut text = format!(
+        "{}\nfeatures: {}\nGPU training backends: {}",
+        env!("CARGO_PKG_VERSION"),
+        features.join(", "),
+        nines_offboard::training::gpu_backends()
+    );
+    if !left_out.is_empty() {
+        let _ = write!(text, "\nleft out of this build: {}", left_out.join("; "));
+    }
+    text
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(cmd) => commands::import::run(cmd),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Recover(args) => commands::recover::run(&args),
+        #[cfg(feature = "viewer")]
         Command::Replay(args) => commands::replay::run(&args),
         Command::Distill(args) => commands::distill::run(&args),
         Command::Train(args) => commands::train::run(&args),
@@ -144,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             commands::demo::run(&args)
         }
         Command::Certs(args) => commands::certs::certs(&args),
+        #[cfg(feature = "network")]
         Command::Net(cmd) => commands::net::run(&cmd),
         Command::Keygen(args) => commands::bundle::keygen(&args),
         Command::Bundle(args) => commands::bundle::bundle(&args),

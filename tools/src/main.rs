@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // One binary, two commands, as rustup's proxies are: installed under the
@@ -15,7 +15,11 @@ fn main() -> ExitCode {
         return nines_onboard::cli::main();
     }
     nines_onboard::exit_quietly_on_closed_pipe();
-    let cli = nines_tools::Cli::parse();
+    // The features and GPU backends of this build (`nines --version`); a
+    // string made once for the life of the process.
+    let version: &'static str = nines_tools::build_features().leak();
+    let matches = nines_tools::Cli::command().long_version(version).get_matches();
+    let cli = nines_tools::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     nines_onboard::cli::init_logging("warn");
     match nines_tools::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

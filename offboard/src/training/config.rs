@@ -179,29 +179,123 @@ impl TrainConfig {
     }
 }
 
-/// Where training runs.
+/// Where training runs: a device and the burn backend that drives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainDevice {
     /// burn's `flex` CPU backend, every core.
     Cpu,
-    /// burn's Vulkan backend on the first GPU (cargo feature `gpu`).
+    /// The first GPU, through the GPU backend this build has: LibTorch's
+    /// CUDA (cargo feature `torch`) if built, else Vulkan (feature `gpu`).
     Gpu,
+    /// LibTorch on the CPU (feature `torch`): the LibTorch code path on a
+    /// machine without a GPU (tests, a resume check).
+    LibTorchCpu,
+    /// LibTorch's CUDA device 0 (feature `torch`).
+    LibTorchCuda,
+    /// burn's Vulkan backend (wgpu) on the default adapter (feature `gpu`).
+    Vulkan,
+}
+
+/// The GPU training backends this build has, for messages ("libtorch, vulkan", or "none").
+#[must_use]
+pub fn gpu_backends() -> &'static str {
+    match (cfg!(feature = "torch"), cfg!(feature = "gpu")) {
+        (true, true) => "libtorch (CUDA), vulkan",
+        (true, false) => "libtorch (CUDA)",
+        (false, true) => "vulkan",
+        (false, false) => "none",
+    }
 }
 
 impl TrainDevice {
-    /// The burn device (without autodiff).
-    pub fn device(self) -> Result<Device> {
-        match self {
-            Self::Cpu => Ok(Device::flex()),
-            #[cfg(feature = "gpu")]
-            Self::Gpu => Ok(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
-            #[cfg(not(feature = "gpu"))]
-            Self::Gpu => Err(OffboardError::Config(
-                "this nines was built without a GPU training backend; build it with `--features gpu` (see docs/TRAINING.md)"
-                    .into(),
-            )),
+    /// The burn device (without autodiff) and what it is, in words
+    /// ("LibTorch, CUDA device 0 of 1"); refused with what to do when the
+    /// backend was not built or finds no device.
+    pub fn open(self) -> Result<(Device, String)> {
+        let device = match self {
+            Self::Cpu => {
+                let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+                return Ok((Device::flex(), format!("burn flex, CPU ({threads} threads)")));
+            }
+            Self::Gpu if cfg!(feature = "torch") => Self::LibTorchCuda,
+            Self::Gpu if cfg!(feature = "gpu") => Self::Vulkan,
+            Self::Gpu => {
+                return Err(OffboardError::Config(
+                    "--device gpu: this nines was built without a GPU training backend; build it with \
+                     `--features torch` (LibTorch, CUDA) or `--features gpu` (Vulkan): docs/TRAINING.md, \"GPU training\""
+                        .into(),
+                ));
+            }
+            other => other,
+        };
+        match device {
+            Self::LibTorchCpu | Self::LibTorchCuda => libtorch(device == Self::LibTorchCuda),
+            _ => vulkan(),
         }
     }
+
+    /// The burn device (without autodiff).
+    pub fn device(self) -> Result<Device> {
+        self.open().map(|(device, _)| device)
+    }
+}
+
+// burn 0.22.1 marks burn-tch deprecated in favour of its CubeCL backends;
+// of those, CUDA cannot build from crates alone (cubecl-llvm downloads
+// LLVM), so LibTorch stays the CUDA route until it can.
+#[cfg(feature = "torch")]
+#[allow(deprecated, reason = "burn-tch is the CUDA route that builds here; see above")]
+fn libtorch(cuda: bool) -> Result<(Device, String)> {
+    if !cuda {
+        return Ok((Device::libtorch(), "burn LibTorch, CPU".to_owned()));
+    }
+    let count = tch::Cuda::device_count();
+    if count <= 0 {
+        return Err(OffboardError::Config(
+            "--device gpu: LibTorch found no CUDA device. Check that `nvidia-smi` lists a GPU and that \
+             LD_LIBRARY_PATH names the torch/lib folder of a CUDA build of PyTorch (the one nines was \
+             built against, or the same version); docs/TRAINING.md, \"GPU training\""
+                .into(),
+        ));
+    }
+    Ok((Device::libtorch_cuda(0), format!("burn LibTorch, CUDA device 0 of {count}")))
+}
+
+#[cfg(not(feature = "torch"))]
+fn libtorch(_cuda: bool) -> Result<(Device, String)> {
+    Err(OffboardError::Config(
+        "--backend libtorch: this nines was built without LibTorch; build it with `--features torch` \
+         and LIBTORCH set (docs/TRAINING.md, \"GPU training\")"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "gpu")]
+fn vulkan() -> Result<(Device, String)> {
+    let device = Device::vulkan(burn::tensor::DeviceKind::DefaultDevice);
+    // wgpu panics when it finds no adapter (no Vulkan loader or ICD): one
+    // tiny operation first turns that into an error that says what to check.
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Tensor::<1>::zeros([1], &device).into_data()
+    }));
+    if probe.is_err() {
+        return Err(OffboardError::Config(
+            "--backend vulkan: burn's Vulkan backend found no GPU adapter. Check that libvulkan.so.1 \
+             loads and that an ICD is installed (`vulkaninfo --summary`, VK_ICD_FILENAMES); \
+             docs/TRAINING.md, \"GPU training\""
+                .into(),
+        ));
+    }
+    Ok((device, "burn Vulkan (wgpu), default adapter".to_owned()))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn vulkan() -> Result<(Device, String)> {
+    Err(OffboardError::Config(
+        "--backend vulkan: this nines was built without burn's Vulkan backend; build it with \
+         `--features gpu` (docs/TRAINING.md, \"GPU training\")"
+            .into(),
+    ))
 }
 
 #[cfg(test)]

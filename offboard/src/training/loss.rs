@@ -7,7 +7,8 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::LossWeights;
-use crate::data::{Batch, LabelSet};
+use crate::data::Batch;
+use crate::labels::ShardLayout;
 use crate::metrics::DEPTH_CAP_M;
 use crate::model::{RawOutput, to_vec};
 use crate::{OffboardError, Result};
@@ -57,14 +58,20 @@ pub(crate) struct BatchTensors {
 }
 
 impl BatchTensors {
-    /// The batch's tensors; `plan_lateral` weighs the plan's lateral (y)
-    /// error against its longitudinal (x) one.
-    pub(crate) fn new(batch: &Batch, set: &LabelSet, plan_lateral: f32, device: &Device) -> Self {
+    /// The batch's tensors (in `layout`, `frames` stacked per sample);
+    /// `plan_lateral` weighs the plan's lateral (y) error against its
+    /// longitudinal (x) one.
+    pub(crate) fn new(
+        batch: &Batch,
+        (layout, frames): (&ShardLayout, usize),
+        plan_lateral: f32,
+        device: &Device,
+    ) -> Self {
         let n = batch.size;
-        let [_, h, w] = set.layout.image;
-        let [dh, dw] = set.layout.depth;
-        let f = set.frames_per_sample;
-        let t = set.layout.plan_steps;
+        let [_, h, w] = layout.image;
+        let [dh, dw] = layout.depth;
+        let f = frames;
+        let t = layout.plan_steps;
         let tensor4 =
             |data: Vec<f32>, shape: [usize; 4]| Tensor::<4>::from_data(TensorData::new(data, shape), device);
         let tensor1 = |data: Vec<f32>| Tensor::<1>::from_data(TensorData::new(data, [n]), device);

@@ -14,6 +14,7 @@
 //! from the seed and the epoch, and the optimizer state is checkpointed,
 //! so `--resume` continues exactly where the last checkpoint stopped.
 
+pub mod bench;
 mod config;
 mod loss;
 mod run;
@@ -27,7 +28,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use config::{LossWeights, TrainConfig, TrainDevice};
+pub use config::{LossWeights, TrainConfig, TrainDevice, gpu_backends};
 pub use loss::LossParts;
 pub use run::{
     RunFolder, RunState, Source, TrainedRun, load_run, load_weights, training_data_digest, write_atomic,
@@ -119,6 +120,8 @@ pub enum Progress {
         parameters: usize,
         /// GFLOPs per image.
         gflops: f64,
+        /// The backend and device, in words ("burn LibTorch, CUDA device 0 of 1").
+        device: String,
     },
     /// An epoch starts with this many steps.
     EpochStart {
@@ -176,7 +179,7 @@ pub fn train(
     start: Start<'_>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainSummary> {
-    let base = device.device()?;
+    let (base, device) = device.open()?;
     let set = LabelSet::open_all(labels, None)?;
     let (init, resume) = match start {
         Start::Fresh => (None, false),
@@ -221,7 +224,7 @@ pub fn train(
     let mut epochs = run.records(state.epochs_done)?;
 
     let (parameters, gflops) = (model.num_params(), run.model.flops() / 1e9);
-    on_progress(&Progress::Model { preset: config.preset.clone(), parameters, gflops });
+    on_progress(&Progress::Model { preset: config.preset.clone(), parameters, gflops, device });
     for epoch in state.epochs_done + 1..=config.epochs {
         on_progress(&Progress::EpochStart { epoch, epochs: config.epochs, steps: per_epoch });
         let epoch_seed = config.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
@@ -245,7 +248,7 @@ pub fn train(
         let mut images = 0usize;
         let mut lr = 0.0;
         for (i, batch) in batches.take(per_epoch).enumerate() {
-            let tensors = BatchTensors::new(&batch, &set, config.loss.plan_lateral, &autodiff);
+            let tensors = BatchTensors::new(&batch, set.shape(), config.loss.plan_lateral, &autodiff);
             let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
             let (loss, parts) = losses(&raw, &tensors, &config.loss)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -353,7 +356,7 @@ pub fn evaluate(
         },
     );
     for batch in batches {
-        let tensors = BatchTensors::new(&batch, set, config.loss.plan_lateral, device);
+        let tensors = BatchTensors::new(&batch, set.shape(), config.loss.plan_lateral, device);
         let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
         let (_, parts) = losses(&raw, &tensors, &config.loss)?;
         sum.add(&parts.scaled(batch.size as f64));

@@ -450,7 +450,7 @@ impl Rounds<'_> {
                     record.epoch, record.validation_loss.total, record.validation.plan.ade[1]
                 ));
             }
-            TrainProgress::Model { .. } => {}
+            TrainProgress::Model { device, .. } => progress.note(&format!("round {k}: training on {device}")),
         };
         train(&all_labels, Some(&config.train_config()), &run, device, start, &mut on_progress)?;
         Ok(())

@@ -68,6 +68,7 @@ pub enum BenchArgs {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "viewer")]
     /// Drive-to-.rrd conversion speed of `nines replay --save`, as a
     /// real-time factor, on a simulated drive (the default camera and lidar).
     Replay {
@@ -87,6 +88,7 @@ pub enum BenchArgs {
         #[arg(long, default_value = "target/nines-bench")]
         out: PathBuf,
     },
+    #[cfg(feature = "network")]
     /// Camera frames over zenoh on loopback, with and without shared memory,
     /// next to a raw TCP socket in the same run: latency (one frame in
     /// flight) and throughput (back to back), for raw rgb8 Image frames.
@@ -98,6 +100,32 @@ pub enum BenchArgs {
         #[arg(long, default_value_t = 200)]
         frames: usize,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Training speed: steady-state steps (upload, forward, losses,
+    /// backward, AdamW) on synthetic batches of the contract's shapes, the
+    /// measurement beside the PyTorch peer (scripts/peers/torch_model.py).
+    Train {
+        /// Network preset (tiny or default).
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Batch sizes, comma-separated.
+        #[arg(long, default_value = "32,128")]
+        batch_sizes: String,
+        /// Untimed steps before timing.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Timed steps per batch size.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Where to train.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: super::train::TrainDeviceArg,
+        /// The burn backend.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: super::train::BackendArg,
+        /// Print JSON, one object per line.
         #[arg(long)]
         json: bool,
     },
@@ -144,6 +172,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             bench_read(&path, python.as_deref(), python_decode)
         }
+        #[cfg(feature = "network")]
         BenchArgs::Zenoh { sizes, frames, json } => {
             let sizes = sizes
                 .split(',')
@@ -158,9 +187,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             super::bench_zenoh::bench(&sizes, frames, json)
         }
         BenchArgs::Sim { family, duration, out } => bench_sim(&family, duration, &out),
+        BenchArgs::Train { preset, batch_sizes, warmup, steps, device, backend, json } => bench_train(
+            &preset,
+            &batch_sizes,
+            warmup,
+            steps,
+            super::train::train_device(device, backend)?,
+            json,
+        ),
         BenchArgs::Project { points, repeats, python, json } => {
             super::bench_project::bench_project(points, repeats, python.as_deref(), json)
         }
+        #[cfg(feature = "viewer")]
         BenchArgs::Replay { file, family, duration, runs, out } => {
             bench_replay(file, &family, duration, runs, &out)
         }
@@ -179,6 +217,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+fn bench_train(
+    preset: &str,
+    batch_sizes: &str,
+    warmup: usize,
+    steps: usize,
+    device: nines_offboard::training::TrainDevice,
+    json: bool,
+) -> anyhow::Result<()> {
+    use nines_offboard::training::bench::{StepBench, bench_steps};
+    anyhow::ensure!(steps > 0, "--steps must be at least 1");
+    for size in batch_sizes.split(',') {
+        let batch_size: usize = size
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&b| b > 0)
+            .with_context(|| format!("--batch-sizes: `{size}` is not a positive whole number"))?;
+        let spinner =
+            super::spinner(format!("{preset}, batch {batch_size}: {warmup} warm-up + {steps} timed steps"));
+        let spec = StepBench { preset: preset.to_owned(), batch_size, warmup, steps };
+        let timing = bench_steps(&spec, device)?;
+        spinner.finish_and_clear();
+        if json {
+            println!("{}", serde_json::to_string(&timing)?);
+        } else {
+            println!(
+                "{} on {}: preset {}, batch {}: {:.1} images/s (median step {:.1} ms; {} steps after {} warm-up)",
+                timing.framework,
+                timing.device,
+                timing.preset,
+                timing.batch_size,
+                timing.images_per_sec,
+                timing.step_ms_median,
+                timing.steps,
+                timing.warmup
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "viewer")]
 fn bench_replay(
     file: Option<PathBuf>,
     family: &str,

@@ -14,7 +14,7 @@ use nines_offboard::labels::{Added, LabelFolder};
 
 use super::export::ExportArgs;
 use super::sim::{SensorArgs, SimCommand};
-use super::train::{TrainArgs, TrainDeviceArg};
+use super::train::{BackendArg, TrainArgs, TrainDeviceArg};
 use nines_harness::closed_loop::Seat;
 use nines_harness::eval::{EvalOptions, eval, eval_config};
 use nines_harness::ledger::Ledger;
@@ -121,6 +121,7 @@ fn make_model(args: &DemoArgs, jobs: usize, stamp: &str) -> anyhow::Result<(Vec<
         config: Some(train_config),
         out: run_dir.clone(),
         device: TrainDeviceArg::Cpu,
+        backend: BackendArg::Auto,
         resume: false,
         init: None,
     })?;

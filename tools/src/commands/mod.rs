@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_project;
 mod bench_runtime;
+#[cfg(feature = "network")]
 pub mod bench_zenoh;
 pub mod bundle;
 pub mod certs;
@@ -15,11 +16,14 @@ pub mod export;
 pub mod flash;
 pub mod import;
 pub mod inspect;
+#[cfg(feature = "network")]
 pub mod net;
 pub mod peers;
 pub mod recover;
+#[cfg(feature = "viewer")]
 pub mod replay;
 pub mod sim;
+#[cfg(feature = "network")]
 pub mod sim_serve;
 mod snapshot;
 pub mod train;

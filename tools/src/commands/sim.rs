@@ -57,6 +57,7 @@ pub enum SimCommand {
     /// Serve one run on the network: publish the camera and odometry on zenoh
     /// as ROS 2 (rmw_zenoh) does, drive with the commands heard on
     /// /control/command (`nines-onboard --source zenoh` closes the loop).
+    #[cfg(feature = "network")]
     #[command(long_about = super::sim_serve::LONG_ABOUT)]
     Serve(super::sim_serve::ServeArgs),
     /// Record many runs: every family x seed, as <out>/<family>-<seed>.mcap.
@@ -136,6 +137,7 @@ pub(crate) fn family_names(text: &str) -> Vec<String> {
 /// Runs a `nines sim` command.
 pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
+        #[cfg(feature = "network")]
         SimCommand::Serve(args) => super::sim_serve::serve(&args)?,
         SimCommand::List => {
             for (name, _) in FAMILIES {

@@ -7,12 +7,45 @@ use clap::{Args, ValueEnum};
 use nines_offboard::training::{Progress, Start, TrainConfig, TrainDevice, TrainSummary, train};
 
 /// Where training runs.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrainDeviceArg {
-    /// burn's flex backend on every core.
+    /// Every core.
     Cpu,
-    /// burn's Vulkan backend on the first GPU (builds with `--features gpu`).
+    /// The first GPU (a build with `--features torch` or `--features gpu`).
     Gpu,
+}
+
+/// Which burn backend drives the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// flex on the CPU; on the GPU, LibTorch if built, else Vulkan.
+    Auto,
+    /// burn's flex (CPU only).
+    Flex,
+    /// burn's LibTorch backend, CUDA or CPU (feature `torch`).
+    Libtorch,
+    /// burn's Vulkan backend through wgpu (feature `gpu`).
+    Vulkan,
+}
+
+/// The training device `--device` and `--backend` name together.
+pub fn train_device(device: TrainDeviceArg, backend: BackendArg) -> anyhow::Result<TrainDevice> {
+    Ok(match (device, backend) {
+        (TrainDeviceArg::Cpu, BackendArg::Auto | BackendArg::Flex) => TrainDevice::Cpu,
+        (TrainDeviceArg::Cpu, BackendArg::Libtorch) => TrainDevice::LibTorchCpu,
+        (TrainDeviceArg::Gpu, BackendArg::Auto) => TrainDevice::Gpu,
+        (TrainDeviceArg::Gpu, BackendArg::Libtorch) => TrainDevice::LibTorchCuda,
+        (TrainDeviceArg::Gpu, BackendArg::Vulkan) => TrainDevice::Vulkan,
+        (TrainDeviceArg::Cpu, BackendArg::Vulkan) => {
+            anyhow::bail!("--backend vulkan runs on a GPU: add --device gpu")
+        }
+        (TrainDeviceArg::Gpu, BackendArg::Flex) => {
+            anyhow::bail!(
+                "--backend flex runs on the CPU: use --device cpu, or --backend libtorch|vulkan on a GPU (this build: {})",
+                nines_offboard::training::gpu_backends()
+            )
+        }
+    })
 }
 
 /// `nines train --help`.
@@ -48,6 +81,9 @@ pub struct TrainArgs {
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: TrainDeviceArg,
+    /// The burn backend (GPU backends are cargo features; `nines --version` lists this build's).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
     /// Continue the run in --out from its last checkpoint (a --config may raise `epochs`).
     #[arg(long, conflicts_with = "init")]
     pub resume: bool,
@@ -60,10 +96,7 @@ pub struct TrainArgs {
 /// Runs `nines train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config.as_deref().map(TrainConfig::load).transpose()?;
-    let device = match args.device {
-        TrainDeviceArg::Cpu => TrainDevice::Cpu,
-        TrainDeviceArg::Gpu => TrainDevice::Gpu,
-    };
+    let device = train_device(args.device, args.backend)?;
     let bar = super::progress_bar(0, "steps");
     bar.set_style(
         indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} steps  {msg} ({eta})")
@@ -78,8 +111,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let mut ticker = super::Ticker::new("train", "steps");
     let mut on_progress = |p: &Progress| match p {
-        Progress::Model { preset, parameters, gflops } => {
-            say(format!("model: preset {preset}, {parameters} parameters, {gflops:.3} GFLOPs per image"));
+        Progress::Model { preset, parameters, gflops, device } => {
+            say(format!(
+                "model: preset {preset}, {parameters} parameters, {gflops:.3} GFLOPs per image; training on {device}"
+            ));
         }
         Progress::EpochStart { epoch, epochs, steps } => {
             bar.set_prefix(format!("{epoch}/{epochs}"));
