@@ -28,9 +28,13 @@ pub fn blueprint(drive_topics: &[String]) -> Blueprint {
     left.push(Tabs::new(logs).into());
     let left_shares: Vec<f32> = if left.len() == 3 { vec![3.0, 2.0, 1.5] } else { vec![3.0, 1.5] };
 
-    // Centred on the ego, so the view follows the car; everything in the world is shown.
-    let scene =
-        Spatial3DView::new("3D").with_origin(entity::EGO).with_contents([format!("/{}/**", entity::WORLD)]);
+    // Centred on the ego, so the view follows the car. The viewer frames a
+    // 3D view on the bounds of what it shows, so the whole driven path (the
+    // length of the drive) is left out: the view then frames the lidar's
+    // range around the car. The path ahead and everything else is shown.
+    let scene = Spatial3DView::new("3D")
+        .with_origin(entity::EGO)
+        .with_contents([format!("/{}/**", entity::WORLD), format!("- /{}", entity::DRIVEN_PATH)]);
     let plot = |name: &str, origin: &str| TimeSeriesView::new(name).with_origin(origin).into();
     let mut plots: Vec<ContainerLike> = vec![
         plot("steering (rad)", entity::STEERING),
