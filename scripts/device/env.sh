@@ -40,9 +40,13 @@ fi
 if ls "$root"/build/device/debs/*.deb >/dev/null 2>&1; then
     vk="${TMPDIR:-/tmp}/nines-vulkan"
     if [ ! -d "$vk" ]; then
-        for deb in "$root"/build/device/debs/*.deb; do dpkg-deb -x "$deb" "$vk"; done
+        if command -v dpkg-deb >/dev/null; then
+            for deb in "$root"/build/device/debs/*.deb; do dpkg-deb -x "$deb" "$vk"; done
+        else
+            echo "no dpkg-deb: the carried Vulkan loader is not unpacked (the Vulkan route needs it)" >&2
+        fi
     fi
-    export LD_LIBRARY_PATH="$vk/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH"
+    export LD_LIBRARY_PATH="$vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
 # Seconds since the script started, for the timing log.

@@ -22,7 +22,7 @@ if [ "${1:-}" = "--cpu" ]; then
     batch="${ROUND_BATCH:-8}"; device=cpu; backend="${ROUND_BACKEND:-flex}"
 else
     families="${ROUND_FAMILIES:-all}"; seeds="${ROUND_SEEDS:-1000000..1000003}"
-    duration="${ROUND_DURATION:-30}"; preset="${ROUND_PRESET:-default}"; epochs="${ROUND_EPOCHS:-5}"
+    duration="${ROUND_DURATION:-30}"; preset="${ROUND_PRESET:-default}"; epochs="${ROUND_EPOCHS:-4}"
     batch="${ROUND_BATCH:-64}"; device=gpu; backend="${ROUND_BACKEND:-auto}"
 fi
 cores="$(nproc)"
