@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Builds, here, what a GPU machine runs (it has no Rust toolchain):
-#   build/device/nines      the slim nines: training only (sim, distill,
+#   build/nines-slim        the slim nines: training only (sim, distill,
 #                           train, export, eval, bench; no OpenCV, rerun or
 #                           zenoh), with both GPU training backends (LibTorch
 #                           CUDA: feature `torch`; Vulkan: feature `gpu`),
-#                           stripped (about 129 MB)
-#   build/device/nines.xz   the same, compressed to carry (about 24 MB; the
-#                           device scripts unpack it there)
-#   build/device/debs/      the Vulkan loader (libvulkan1) as .deb files,
-#                           unpacked on the GPU machine by probe.sh
+#                           stripped (about 129 MB), for use here
+#   build/device/           what travels to the GPU machine (carry it whole,
+#                           about 24 MB):
+#     nines.xz              the slim nines, compressed (env.sh unpacks it)
+#     debs/                 the Vulkan loader (libvulkan1) as .deb files
+#     elf.txt               the binary's glibc floor and needed libraries
 # LibTorch comes from the PyPI wheel torch==$NINES_TORCH_VERSION (the CUDA 13
 # build, the GPU machine's own torch), installed with its CUDA libraries in
 # a venv outside the clone (about 4.6 GB; linking needs those libraries).
 # On the GPU machine the binary loads that machine's own torch/lib through
-# LD_LIBRARY_PATH (scripts/device/env.sh). Cold: about 25 min on 2 cores.
+# LD_LIBRARY_PATH (scripts/device/env.sh). About 25 min on 2 cores.
 #
-#   bash scripts/device/build.sh   # then run probe.sh, then full.sh, there, carrying
-#                                  # build/device/nines.xz and build/device/debs
+#   bash scripts/device/build.sh   # then, on the GPU machine, carrying build/device:
+#                                  # scripts/device/probe.sh, then scripts/device/full.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -35,12 +36,18 @@ echo "LibTorch: $LIBTORCH ($("$venv/bin/python" -c 'import torch; print(torch.__
 
 features="cuda,torch,gpu"
 cargo build --release --locked -p nines-tools --bin nines --no-default-features --features "$features"
+slim="$root/build/nines-slim"
 out="$root/build/device"
+rm -rf "$out"
 mkdir -p "$out/debs"
-strip -o "$out/nines" "$CARGO_TARGET_DIR/release/nines"
-xz -T0 -6 -c "$out/nines" >"$out/nines.xz"
+strip -o "$slim" "$CARGO_TARGET_DIR/release/nines"
+xz -T0 -6 -c "$slim" >"$out/nines.xz"
 # The Vulkan loader the GPU machine lacks (its NVIDIA driver brings the ICD).
-(cd "$out/debs" && apt-get download libvulkan1 >/dev/null)
-ls -l "$out/nines" "$out/nines.xz" "$out"/debs/*.deb
-echo "carry to the GPU machine: build/device/nines.xz build/device/debs"
-echo "needed libraries: $(readelf -d "$out/nines" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
+(cd "$out/debs" && apt-get download libvulkan1 >/dev/null 2>&1)
+{
+    echo "glibc floor: $(objdump -T "$slim" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
+    echo "needed: $(readelf -d "$slim" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
+} >"$out/elf.txt"
+ls -l "$slim" "$out/nines.xz" "$out"/debs/*.deb
+cat "$out/elf.txt"
+echo "carry to the GPU machine: build/device ($(du -sh "$out" | cut -f1))"

@@ -1,27 +1,33 @@
 # Sourced by the device scripts: which nines runs, and where it finds
 # LibTorch, ONNX Runtime and the Vulkan loader.
 #
-# On the GPU machine (no Rust, no OpenCV, no Vulkan loader): the slim
-# build/device/nines made here by scripts/device/build.sh, loading that
-# machine's own torch/lib (LD_LIBRARY_PATH) and the onnxruntime of its
-# Python (ORT_DYLIB_PATH), and the libvulkan1 carried as a .deb.
-# With --cpu (any machine): the same scripts on the CPU, to check them end
-# to end; NINES=... picks the binary (default: build/device/nines if built,
-# else `nines` on PATH).
+# On the GPU machine (no Rust, no OpenCV, no Vulkan loader): the slim nines
+# made here by scripts/device/build.sh and carried compressed in
+# build/device, unpacked once; it loads that machine's own torch/lib
+# (LD_LIBRARY_PATH), the onnxruntime of its Python (ORT_DYLIB_PATH) and the
+# carried libvulkan1. With --cpu (any machine): the same scripts on the CPU,
+# to check them end to end. NINES=... picks the binary (default: the slim
+# build/nines-slim if built here, else the carried one, else `nines` on PATH).
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$root/target/device-out}"
 mkdir -p "$out"
 torch_python="${NINES_TORCH_PYTHON:-python3}"
 ort_python="${NINES_ORT_PYTHON:-python3}"
 
-# The binary travels compressed (scripts/device/build.sh): unpack it once.
-if [ ! -x "$root/build/device/nines" ] && [ -f "$root/build/device/nines.xz" ]; then
-    "${NINES_ORT_PYTHON:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-        "$root/build/device/nines.xz" "$root/build/device/nines"
-    chmod +x "$root/build/device/nines"
-fi
 if [ -z "${NINES:-}" ]; then
-    if [ -x "$root/build/device/nines" ]; then NINES="$root/build/device/nines"; else NINES="$(command -v nines || true)"; fi
+    if [ -x "$root/build/nines-slim" ]; then
+        NINES="$root/build/nines-slim"
+    elif [ -f "$root/build/device/nines.xz" ]; then
+        NINES="${TMPDIR:-/tmp}/nines-device/nines"
+        if [ ! -x "$NINES" ]; then
+            mkdir -p "$(dirname "$NINES")"
+            "$ort_python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+                "$root/build/device/nines.xz" "$NINES"
+            chmod +x "$NINES"
+        fi
+    else
+        NINES="$(command -v nines || true)"
+    fi
 fi
 [ -n "$NINES" ] || { echo "no nines: run scripts/device/build.sh here first (or put nines on PATH)" >&2; exit 2; }
 

@@ -32,6 +32,7 @@ section "CUDA kernels: nines bench project (NVRTC, launches, against the CPU ker
 timeout 60 "$NINES" bench project --points 1000000 --repeats 2 2>&1 | tail -6
 section nines
 echo "$NINES"; ls -l "$NINES"
+cat "$root/build/device/elf.txt" 2>/dev/null
 ldd "$NINES" 2>&1 | grep -E 'not found|libtorch|libc10\.|vulkan' || true
 "$NINES" --version 2>&1
 section GPU training routes

@@ -7,7 +7,8 @@
 #   2. distil them
 #   3. train the default preset on the GPU
 #   4. export (parity-checked against ONNX Runtime)
-# and write model.onnx, metrics.jsonl and timing.log to $OUT. Back here:
+# and write model.onnx, metrics.jsonl, train.log and timing.log to $OUT.
+# Back here:
 #   nines eval --model OUT/model.onnx --suite suites/standard.toml --release gpu-r0 --ledger L
 # --cpu runs a tiny version on the CPU (about 3 minutes on 2 cores), to
 # check the script end to end. Sizes can be changed with ROUND_FAMILIES,
@@ -26,7 +27,9 @@ else
     batch="${ROUND_BATCH:-64}"; device=gpu; backend="${ROUND_BACKEND:-auto}"
 fi
 cores="$(nproc)"
-work="$out/round"
+# Drives, labels and the run stay outside $OUT (gigabytes); only the
+# results are copied there.
+work="${NINES_ROUND_WORK:-${TMPDIR:-/tmp}/nines-round}"
 rm -rf "$work"; mkdir -p "$work"
 echo "round: $NINES; families $families, seeds $seeds, ${duration} s; $preset, $epochs epochs, batch $batch on $device ($backend)"
 
@@ -52,5 +55,6 @@ stamp "round: train done ($(grep -o '[0-9.]* images/s' "$work/train.log" | tail 
 
 "$NINES" export "$work/run" --out "$out/model.onnx"
 cp "$work/run/metrics.jsonl" "$out/metrics.jsonl"
+cp "$work/train.log" "$out/train.log"
 stamp "round: export done"
 ls -l "$out/model.onnx" "$out/metrics.jsonl" "$out/timing.log"

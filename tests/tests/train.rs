@@ -324,7 +324,7 @@ fn bad_configs_and_foreign_labels_are_refused_with_the_key_or_the_differences() 
 #[ignore = "needs the LibTorch build: bash scripts/device/build.sh; cargo test -p nines-tests --test train -- --ignored"]
 fn a_run_resumes_across_backends_and_exports() {
     let nines = std::env::var_os("NINES_DEVICE_BIN")
-        .map_or_else(|| nines_tests::workspace_root().join("build/device/nines"), PathBuf::from);
+        .map_or_else(|| nines_tests::workspace_root().join("build/nines-slim"), PathBuf::from);
     assert!(nines.exists(), "{} not found: run `bash scripts/device/build.sh`", nines.display());
     let lib = std::process::Command::new(nines_tests::torch_python())
         .args(["-c", "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
