@@ -6,7 +6,7 @@
 #                           CUDA: feature `torch`; Vulkan: feature `gpu`),
 #                           stripped (about 129 MB), for use here
 #   build/device/           what travels to the GPU machine (carry it whole,
-#                           about 24 MB):
+#                           about 23 MB):
 #     nines.xz              the slim nines, compressed (env.sh unpacks it)
 #     debs/                 the Vulkan loader (libvulkan1) as .deb files
 #     elf.txt               the binary's glibc floor and needed libraries

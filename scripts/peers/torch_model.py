@@ -2,8 +2,8 @@
 measured against: the same architecture as offboard/src/model.rs (presets,
 layers, input stack, output transforms), the same losses as
 offboard/src/training/loss.rs, the same step (batch uploaded from host
-memory, forward, losses read back, backward, gradient-norm clip 5, AdamW
-with weight decay 1e-4) on synthetic batches of the contract's shapes.
+memory, forward, losses read back, backward, gradient-norm clip, AdamW,
+with the training defaults) on synthetic batches of the contract's shapes.
 
     torch_model.py describe --preset tiny [--contract contract.json]
         parameter count (as burn counts: batch norm's running statistics
@@ -34,6 +34,8 @@ PLAN_SQUEEZE = 8
 PRESETS = {"tiny": ((8, 16, 24, 32), 64), "default": ((24, 48, 96, 160), 128)}
 # nines_datasets::contract::ModelContract::default()
 DEFAULT_CONTRACT = {"width": 256, "height": 128, "frames": 2, "plan_times": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]}
+# offboard/src/training/config.rs TrainConfig::default(), as nines bench train uses it
+TRAIN = {"learning_rate": 2e-3, "weight_decay": 1e-4, "grad_clip": 5.0}
 # offboard/src/training/config.rs LossWeights::default() and metrics::DEPTH_CAP_M
 LOSS_WEIGHTS = {"depth": 1.0, "plan": 1.0, "lead": 0.5, "plan_lateral": 1.0}
 DEPTH_CAP_M = 80.0
@@ -219,7 +221,7 @@ def train(args):
     torch.manual_seed(0)
     for size in [int(s) for s in args.batch_sizes.split(",")]:
         model = Model(args.preset, contract).to(device).train()
-        optim = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        optim = torch.optim.AdamW(model.parameters(), lr=TRAIN["learning_rate"], weight_decay=TRAIN["weight_decay"])
         host = synthetic_batch(size, contract, torch.Generator().manual_seed(0))
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -236,7 +238,7 @@ def train(args):
                 sys.exit(f"the loss is not finite at step {step}: {read}")
             optim.zero_grad(set_to_none=True)
             total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN["grad_clip"])
             optim.step()
             if step >= args.warmup:
                 steps_ms.append((time.perf_counter() - started) * 1e3)

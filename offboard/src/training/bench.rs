@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use nines_datasets::contract::ModelContract;
 use rand::{Rng, SeedableRng};
@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::loss::{BatchTensors, losses};
-use super::{LossWeights, TrainDevice};
+use super::{TrainConfig, TrainDevice, optimizer};
 use crate::Result;
 use crate::data::Batch;
 use crate::labels::ShardLayout;
@@ -68,12 +68,10 @@ pub fn bench_steps(spec: &StepBench, device: TrainDevice) -> Result<StepTiming> 
     let autodiff = base.autodiff();
     let mut model = config.init(&autodiff);
     let parameters = model.num_params();
-    let mut optim: ModuleOptimizer = AdamWConfig::new()
-        .with_weight_decay(1e-4)
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(5.0)))
-        .init();
+    // Every training default: the optimizer, the learning rate and the loss weights.
+    let train = TrainConfig::default();
+    let mut optim = optimizer(&train);
     let batch = synthetic_batch(spec.batch_size, &layout, frames, 0);
-    let weights = LossWeights::default();
     let mut step_ms = Vec::with_capacity(spec.steps);
     let mut timed = None;
     for step in 0..spec.warmup + spec.steps {
@@ -81,11 +79,11 @@ pub fn bench_steps(spec: &StepBench, device: TrainDevice) -> Result<StepTiming> 
             timed = Some(Instant::now());
         }
         let started = Instant::now();
-        let tensors = BatchTensors::new(&batch, (&layout, frames), 1.0, &autodiff);
+        let tensors = BatchTensors::new(&batch, (&layout, frames), train.loss.plan_lateral, &autodiff);
         let raw = model.forward_raw(tensors.image.clone(), tensors.speed.clone());
-        let (loss, _) = losses(&raw, &tensors, &weights)?;
+        let (loss, _) = losses(&raw, &tensors, &train.loss)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model, grads);
+        model = optim.step(train.learning_rate, model, grads);
         if step >= spec.warmup {
             step_ms.push(started.elapsed().as_secs_f64() * 1e3);
         }

@@ -212,31 +212,22 @@ impl TrainDevice {
     /// ("LibTorch, CUDA device 0 of 1"); refused with what to do when the
     /// backend was not built or finds no device.
     pub fn open(self) -> Result<(Device, String)> {
-        let device = match self {
+        match self {
             Self::Cpu => {
                 let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-                return Ok((Device::flex(), format!("burn flex, CPU ({threads} threads)")));
+                Ok((Device::flex(), format!("burn flex, CPU ({threads} threads)")))
             }
-            Self::Gpu if cfg!(feature = "torch") => Self::LibTorchCuda,
-            Self::Gpu if cfg!(feature = "gpu") => Self::Vulkan,
-            Self::Gpu => {
-                return Err(OffboardError::Config(
-                    "--device gpu: this nines was built without a GPU training backend; build it with \
-                     `--features torch` (LibTorch, CUDA) or `--features gpu` (Vulkan): docs/TRAINING.md, \"GPU training\""
-                        .into(),
-                ));
-            }
-            other => other,
-        };
-        match device {
-            Self::LibTorchCpu | Self::LibTorchCuda => libtorch(device == Self::LibTorchCuda),
-            _ => vulkan(),
+            Self::LibTorchCpu => libtorch(false),
+            Self::LibTorchCuda => libtorch(true),
+            Self::Vulkan => vulkan(),
+            Self::Gpu if cfg!(feature = "torch") => libtorch(true),
+            Self::Gpu if cfg!(feature = "gpu") => vulkan(),
+            Self::Gpu => Err(OffboardError::Config(
+                "--device gpu: this nines was built without a GPU training backend; build it with \
+                 `--features torch` (LibTorch, CUDA) or `--features gpu` (Vulkan): docs/TRAINING.md, \"GPU training\""
+                    .into(),
+            )),
         }
-    }
-
-    /// The burn device (without autodiff).
-    pub fn device(self) -> Result<Device> {
-        self.open().map(|(device, _)| device)
     }
 }
 

@@ -197,10 +197,7 @@ pub fn train(
     base.seed(config.seed);
     let autodiff = base.clone().autodiff();
     let fresh = run.model.init(&autodiff);
-    let mut optim: ModuleOptimizer = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(config.grad_clip)))
-        .init();
+    let mut optim = optimizer(&config);
     let mut state = run.state()?;
     let mut model = if let Some(checkpoint) = &state.checkpoint {
         let dir = run.dir.join(checkpoint);
@@ -283,6 +280,15 @@ pub fn train(
         on_progress(&Progress::EpochEnd(Box::new(record)));
     }
     Ok(TrainSummary { run: run.dir.clone(), epochs, baselines, parameters, gflops })
+}
+
+/// AdamW with the config's weight decay and gradient-norm clip (the
+/// learning rate is given at each step).
+pub(crate) fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(config.grad_clip)))
+        .init()
 }
 
 /// The run's training drives, its training samples (recovery states drawn
